@@ -1,0 +1,155 @@
+"""Pure stage evaluation: where a holder stands on a date and which touch is due.
+
+Nothing here reads a clock or a database: callers pass `today` (already in the holder's time
+zone) and the facts they hold, so every boundary can be tested day by day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from schedules.policy import Policy
+
+# Stage names, exactly as in RULES.md (the policy file must use the same).
+VALID = "valid"
+UPCOMING = "upcoming"
+AUTO_RENEWAL_WINDOW = "auto_renewal_window"
+RENEW_IN_PERSON = "renew_in_person"
+EXPIRED_GRACE = "expired_grace"
+ACCUMULATION_RESET = "accumulation_reset"
+LAPSED = "lapsed"
+STAGES = (VALID, UPCOMING, AUTO_RENEWAL_WINDOW, RENEW_IN_PERSON, EXPIRED_GRACE, ACCUMULATION_RESET, LAPSED)
+
+# Why a holder is not eligible for auto-renewal (codes; templates and the CLI put them in words).
+ADDRESS_CHANGED = "address_changed"
+EMPLOYER_CHANGED = "employer_changed"
+PHONE_CHANGED = "phone_changed"
+RENTAL_REGISTRATION_ENDS_BEFORE_EXPIRY = "rental_registration_ends_before_expiry"
+
+
+@dataclass(frozen=True)
+class HolderFacts:
+    """What the stage engine needs to know about one holder in the current cycle."""
+
+    expires_on: date
+    housing_type: str | None = None
+    rental_registration_ends_on: date | None = None
+    # Fields changed since the last endorsement ("address", "employer", "phone").
+    changed_since_endorsement: frozenset[str] = field(default_factory=frozenset)
+    has_phone: bool = True
+    has_email: bool = False
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Auto-renewal eligibility. Eligible means "likely": the city checks records we cannot see."""
+
+    eligible: bool
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Touch:
+    stage: str
+    day: int  # relative to expires_on: -30 is thirty days before
+    on: date
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    today: date
+    expires_on: date
+    days_left: int
+    stage: str
+    eligibility: Eligibility
+    due_touch: Touch | None
+    channel: str | None  # where the due touch would go; None when the holder has no contact
+
+    @property
+    def overdue(self) -> int:
+        return -self.days_left
+
+
+def eligibility(facts: HolderFacts, policy: Policy) -> Eligibility:
+    rules = policy.eligibility
+    reasons: list[str] = []
+    for changed, reason in (("address", ADDRESS_CHANGED), ("employer", EMPLOYER_CHANGED), ("phone", PHONE_CHANGED)):
+        if changed in rules.breaking_changes and changed in facts.changed_since_endorsement:
+            reasons.append(reason)
+    if (
+        rules.rental_registration_must_cover_expiry
+        and facts.housing_type in rules.rental_housing_types
+        and facts.rental_registration_ends_on is not None
+        and facts.rental_registration_ends_on < facts.expires_on
+    ):
+        # An unknown registration end date is not a known failure, so it does not count.
+        reasons.append(RENTAL_REGISTRATION_ENDS_BEFORE_EXPIRY)
+    return Eligibility(not reasons, tuple(reasons))
+
+
+def stage_for(days_left: int, eligible: bool, policy: Policy) -> str:
+    for stage in policy.stages:
+        if stage.matches(days_left, eligible):
+            return stage.name
+    raise AssertionError("policy validation guarantees one stage per day")  # pragma: no cover
+
+
+def latest_due_touch(stage: str, expires_on: date, today: date, policy: Policy) -> Touch | None:
+    """The stage's latest touch on or before today.
+
+    A holder first seen mid-stage gets this at once; later scans find the same touch (and the
+    outbox key makes it a no-op) until the next touch day comes round.
+    """
+    offset = (today - expires_on).days
+    due = [day for day in policy.stage(stage).touches if day <= offset]
+    if not due:
+        return None
+    day = max(due)
+    return Touch(stage, day, expires_on + timedelta(days=day))
+
+
+def channel_for(facts: HolderFacts, policy: Policy) -> str | None:
+    available = {"sms": facts.has_phone, "email": facts.has_email}
+    for channel in policy.channels:
+        if available.get(channel):
+            return channel
+    return None
+
+
+def evaluate(facts: HolderFacts, today: date, policy: Policy) -> Evaluation:
+    days_left = (facts.expires_on - today).days
+    elig = eligibility(facts, policy)
+    stage = stage_for(days_left, elig.eligible, policy)
+    return Evaluation(
+        today=today,
+        expires_on=facts.expires_on,
+        days_left=days_left,
+        stage=stage,
+        eligibility=elig,
+        due_touch=latest_due_touch(stage, facts.expires_on, today, policy),
+        channel=channel_for(facts, policy),
+    )
+
+
+def planned_touches(facts: HolderFacts, today: date, policy: Policy) -> list[Touch]:
+    """Touches still ahead in this cycle, assuming nothing about the holder changes."""
+    elig = eligibility(facts, policy).eligible
+    planned: list[Touch] = []
+    for stage in policy.stages:
+        for day in stage.touches:
+            on = facts.expires_on + timedelta(days=day)
+            if on > today and stage_for(-day, elig, policy) == stage.name:
+                planned.append(Touch(stage.name, day, on))
+    return sorted(planned, key=lambda t: t.on)
+
+
+def key_dates(expires_on: date, policy: Policy) -> dict[str, date]:
+    """The dates messages name: expiry, the last day of grace, the last day before lapse."""
+    dates = {"expires_on": expires_on}
+    for stage, label in ((EXPIRED_GRACE, "grace_ends_on"), (ACCUMULATION_RESET, "reset_ends_on")):
+        if stage in policy.stage_names:
+            last = policy.last_overdue_day(stage)
+            if last is not None:
+                dates[label] = expires_on + timedelta(days=last)
+    return dates

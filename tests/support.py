@@ -1,0 +1,39 @@
+"""Test helpers shared by several test modules: a recording notifier and holder registration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifiers.base import Message, SendResult
+from worker import registry
+from worker.db import unit_of_work
+from worker.models import Team
+from worker.roster import RosterRow
+
+
+@dataclass
+class RecordingNotifier:
+    """A small fake: records every message and answers from a script (default: sent)."""
+
+    name: str = "recording"
+    channels: frozenset[str] = frozenset({"sms", "email"})
+    script: list[SendResult] = field(default_factory=list)
+    sent: list[Message] = field(default_factory=list)
+
+    def send(self, message: Message) -> SendResult:
+        self.sent.append(message)
+        return self.script.pop(0) if self.script else SendResult.sent(f"rec-{len(self.sent)}")
+
+
+def add_holder(factory: sessionmaker[Session], team: Team, external_id: str, expires_on: date, **fields: object) -> int:
+    """Register one holder through the same path as a roster import."""
+    values: dict[str, object] = {"phone": "+8613800138000", "housing_type": "own", "name": "张三"}
+    values.update(fields)
+    present = frozenset({"external_id", "expires_on", *values})
+    row = RosterRow(row=2, external_id=external_id, expires_on=expires_on, present=present, **values)  # type: ignore[arg-type]
+    with unit_of_work(factory) as session:
+        registry.import_roster(session, session.merge(team), [row], "test-key")
+        return registry.get_holder(session, session.merge(team), external_id).id

@@ -1,0 +1,1 @@
+"""The runtime: registry, scan, outbox dispatcher, daemon, CLI."""

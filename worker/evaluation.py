@@ -1,0 +1,53 @@
+"""Bridge from registry rows to the pure stage engine: facts, time zone, "today"."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from schedules.messages import MessageContext
+from schedules.policy import Policy
+from schedules.stages import Evaluation, HolderFacts, evaluate, key_dates
+from worker.models import Holder
+
+
+def holder_zone(holder: Holder, default: ZoneInfo) -> ZoneInfo:
+    return ZoneInfo(holder.timezone) if holder.timezone else default
+
+
+def holder_today(holder: Holder, now: datetime, default: ZoneInfo) -> date:
+    """Every "today" is the holder's calendar day, not the server's."""
+    return now.astimezone(holder_zone(holder, default)).date()
+
+
+def facts_of(holder: Holder) -> HolderFacts:
+    return HolderFacts(
+        expires_on=holder.expires_on,
+        housing_type=holder.housing_type,
+        rental_registration_ends_on=holder.rental_registration_ends_on,
+        changed_since_endorsement=holder.changed_fields,
+        has_phone=bool(holder.phone),
+        has_email=bool(holder.email),
+    )
+
+
+def evaluate_holder(holder: Holder, today: date, policy: Policy) -> Evaluation:
+    return evaluate(facts_of(holder), today, policy)
+
+
+def message_context(holder: Holder, stage: str, touch_day: int, today: date, policy: Policy) -> MessageContext:
+    dates = key_dates(holder.expires_on, policy)
+    reasons = evaluate_holder(holder, today, policy).eligibility.reasons
+    return MessageContext(
+        stage=stage,
+        touch_day=touch_day,
+        today=today,
+        expires_on=holder.expires_on,
+        grace_ends_on=dates.get("grace_ends_on", holder.expires_on),
+        reset_ends_on=dates.get("reset_ends_on", holder.expires_on),
+        name=holder.name,
+        housing_type=holder.housing_type,
+        eligibility_reasons=reasons,
+    )
+
+

@@ -1,0 +1,177 @@
+"""Registry and outbox tables (SQLAlchemy 2.0). The Alembic migrations mirror these exactly."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, so SQLite and PostgreSQL behave the same."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AppMeta(Base):
+    """Small key/value facts about this installation (e.g. the generated fingerprint key)."""
+
+    __tablename__ = "app_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hr_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    holders: Mapped[list[Holder]] = relationship(back_populates="team", passive_deletes=True)
+
+
+class Holder(Base):
+    """A permit holder. Personal data: name, phone, email. The address is kept only as a keyed
+    fingerprint (to notice a change), and no ID-card number is ever stored."""
+
+    __tablename__ = "holders"
+    __table_args__ = (UniqueConstraint("team_id", "external_id", name="uq_holders_team_external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    email: Mapped[str | None] = mapped_column(String(320))
+    expires_on: Mapped[date] = mapped_column(Date, index=True)
+    housing_type: Mapped[str | None] = mapped_column(String(16))
+    rental_registration_ends_on: Mapped[date | None] = mapped_column(Date)
+    address_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    employer: Mapped[str | None] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    timezone: Mapped[str | None] = mapped_column(String(64))  # None: PERMIT_TIMEZONE
+    # Comma-separated fields changed since the last endorsement (address, employer, phone);
+    # cleared when a renewal starts a new cycle.
+    changed_since_endorsement: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    team: Mapped[Team] = relationship(back_populates="holders")
+
+    @property
+    def changed_fields(self) -> frozenset[str]:
+        return frozenset(f for f in self.changed_since_endorsement.split(",") if f)
+
+
+class Notification(Base):
+    """The outbox: one row per holder, cycle, stage, touch and channel; the unique key is what
+    makes every scan (on any number of replicas) enqueue each touch once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint(
+            "holder_id", "cycle_expires_on", "stage", "touch_day", "channel", name="uq_notifications_touch"
+        ),
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id", ondelete="CASCADE"), index=True)
+    cycle_expires_on: Mapped[date] = mapped_column(Date)
+    stage: Mapped[str] = mapped_column(String(32))
+    touch_day: Mapped[int] = mapped_column(Integer)
+    touch_on: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(8))
+    # pending -> sending -> sent | failed; pending -> cancelled (renewal, stage left, superseded)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    holder: Mapped[Holder] = relationship()
+    attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="notification", passive_deletes=True, order_by="DeliveryAttempt.attempt_no"
+    )
+
+    @property
+    def key(self) -> str:
+        return f"{self.holder_id}:{self.cycle_expires_on.isoformat()}:{self.stage}:{self.touch_day:+d}:{self.channel}"
+
+
+class DeliveryAttempt(Base):
+    """One try at delivering a notification. Holds no phone number or message text."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (UniqueConstraint("notification_id", "attempt_no", name="uq_delivery_attempts_no"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"), index=True)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    notifier: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | transient | permanent | error
+    error: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(100))
+
+    notification: Mapped[Notification] = relationship(back_populates="attempt_log")
+
+
+class ScanRun(Base):
+    """A finished daily scan, one row per date; the daemon's start-up check reads it."""
+
+    __tablename__ = "scan_runs"
+
+    scan_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    holders_seen: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued: Mapped[int] = mapped_column(Integer, default=0)
+    runs: Mapped[int] = mapped_column(Integer, default=1)

@@ -1,0 +1,247 @@
+"""Parse and validate HR roster CSV uploads. No database code: this module only turns bytes into
+validated `RosterRow`s, or into a `RosterError` listing every problem, so a bad file is rejected
+whole and HR can fix everything in one pass."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import phonenumbers
+
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "external_id", "name", "phone", "email", "expires_on",
+    "housing_type", "rental_registration_ends_on", "address", "employer", "locale",
+)
+# Position-wise the same as CANONICAL_COLUMNS: Chinese HR teams keep their own header row.
+CHINESE_HEADERS: dict[str, str] = dict(zip(
+    ("工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址", "用人单位", "语言"),
+    CANONICAL_COLUMNS,
+))
+HOUSING_TYPES: tuple[str, ...] = ("own", "relative", "rental", "dormitory")
+_HOUSING_ALIASES: dict[str, str] = {"自有": "own", "亲属": "relative", "租赁": "rental", "宿舍": "dormitory"}
+_LOCALE_ALIASES: dict[str, str] = {
+    "zh": "zh-CN", "zh-cn": "zh-CN", "中文": "zh-CN",
+    "en": "en", "en-us": "en", "english": "en", "英文": "en",
+}
+# Upper bounds match the holders table, so a row that validates here also fits the database.
+_MAX_LEN: dict[str, int] = {"external_id": 64, "name": 200, "address": 500, "employer": 200, "email": 320}
+# ASCII digits only: `\d` would also admit e.g. Arabic-Indic digits, which `int()` happily parses.
+_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})|([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})")
+# Checked before phonenumbers sees the text, because phonenumbers maps letters to keypad digits.
+_PHONE_RE = re.compile(r"\+?[0-9]+")
+_PHONE_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    row: int
+    external_id: str
+    expires_on: date
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    housing_type: str | None = None
+    rental_registration_ends_on: date | None = None
+    address: str | None = None
+    employer: str | None = None
+    locale: str = "zh-CN"
+    # Canonical columns present in the header, so an update can leave absent columns untouched.
+    present: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.column}: {self.reason}"
+
+
+class RosterError(ValueError):
+    """The file is rejected; `errors` holds one entry per bad cell (or file-level problem)."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors: list[RowError] = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+def decode_roster(data: bytes) -> str:
+    # utf-8-sig first: it also reads plain UTF-8 and strips Excel's BOM. gb18030 is a superset of
+    # GBK, which is what Excel on a Chinese Windows saves as "CSV".
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise RosterError([RowError(0, "file", "not UTF-8 or GBK text")])
+
+
+def normalize_phone(raw: str) -> str:
+    # NFKC turns full-width digits and plus signs (common from Chinese IMEs) into ASCII.
+    text = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", raw))
+    if not _PHONE_RE.fullmatch(text):
+        raise ValueError("not a mainland China mobile number")
+    try:
+        # Region CN lets phonenumbers take bare national numbers and strip a "86"/"0086" prefix.
+        number = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a mainland China mobile number") from None
+    if (
+        not phonenumbers.is_valid_number(number)
+        or phonenumbers.region_code_for_number(number) != "CN"
+        or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE
+    ):
+        raise ValueError("not a mainland China mobile number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_date(raw: str) -> date:
+    match = _DATE_RE.fullmatch(raw.strip())
+    if not match:
+        raise ValueError("not a date (use YYYY-MM-DD)")
+    year, month, day = (int(g) for g in match.groups() if g is not None)
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise ValueError("not a real calendar date") from None
+
+
+def normalize_housing_type(raw: str) -> str:
+    text = raw.strip()
+    value = _HOUSING_ALIASES.get(text, text.lower())
+    if value not in HOUSING_TYPES:
+        raise ValueError("must be one of " + ", ".join(HOUSING_TYPES))
+    return value
+
+
+def normalize_locale(raw: str) -> str:
+    # Lower-case and "_" -> "-" so zh_CN, ZH-cn, en_US all reach the alias table.
+    value = _LOCALE_ALIASES.get(raw.strip().lower().replace("_", "-"))
+    if value is None:
+        raise ValueError("must be zh-CN or en")
+    return value
+
+
+def _normalize_email(raw: str) -> str:
+    text = raw.strip()
+    local, _, domain = text.partition("@")
+    if (
+        text.count("@") != 1 or not local or any(c.isspace() for c in text)
+        or "." not in domain.strip(".")  # a dot inside the domain, not just at its ends
+    ):
+        raise ValueError("not an email address")
+    # Only the domain is case-insensitive; the local part is the mailbox owner's business.
+    return f"{local}@{domain.lower()}"
+
+
+def _clean(cell: str) -> str:
+    # str.strip() covers the ideographic space (U+3000) but not a stray BOM (U+FEFF).
+    return cell.replace("\ufeff", "").strip()
+
+
+def _map_header(record: list[str], row: int, errors: list[RowError]) -> dict[str, int]:
+    """Canonical column -> cell index; unknown headers are ignored."""
+    index: dict[str, int] = {}
+    for position, cell in enumerate(record):
+        title = _clean(cell)
+        column = CHINESE_HEADERS.get(title) or (title.lower() if title.lower() in CANONICAL_COLUMNS else None)
+        if column is None:
+            continue
+        if column in index:  # e.g. both "phone" and "手机": which one wins would be a guess
+            errors.append(RowError(row, column, "duplicate column"))
+        else:
+            index[column] = position
+    for column in ("external_id", "expires_on"):
+        if column not in index:
+            errors.append(RowError(row, column, "missing column"))
+    if "phone" not in index and "email" not in index:
+        errors.append(RowError(row, "phone", "missing column (need phone or email)"))
+    return index
+
+
+def _parse_row(
+    cells: dict[str, str], row: int, present: frozenset[str], errors: list[RowError]
+) -> RosterRow | None:
+    values: dict[str, Any] = {}  # column -> normalized value; Any because types vary per column
+    before = len(errors)
+    for column in CANONICAL_COLUMNS:  # canonical order keeps error output stable
+        raw = cells.get(column)
+        if raw is None:
+            if column in ("external_id", "expires_on"):
+                errors.append(RowError(row, column, "required"))
+            continue
+        limit = _MAX_LEN.get(column)
+        if limit is not None and len(raw) > limit:
+            errors.append(RowError(row, column, f"longer than {limit} characters"))
+            continue
+        try:
+            if column == "phone":
+                values[column] = normalize_phone(raw)
+            elif column == "email":
+                values[column] = _normalize_email(raw)
+            elif column in ("expires_on", "rental_registration_ends_on"):
+                values[column] = parse_date(raw)
+            elif column == "housing_type":
+                values[column] = normalize_housing_type(raw)
+            elif column == "locale":
+                values[column] = normalize_locale(raw)
+            else:
+                values[column] = raw
+        except ValueError as exc:
+            errors.append(RowError(row, column, str(exc)))
+    if "phone" not in cells and "email" not in cells:
+        errors.append(RowError(row, "phone" if "phone" in present else "email", "phone or email is required"))
+    if len(errors) > before:
+        return None
+    return RosterRow(row=row, present=present, **values)
+
+
+def parse_roster(data: bytes) -> list[RosterRow]:
+    text = decode_roster(data)
+    # Row numbers are physical CSV records (header = 1, blank lines counted) so they match the
+    # spreadsheet HR opens; a quoted multi-line address is still one record, like one Excel row.
+    try:
+        records = list(enumerate(csv.reader(io.StringIO(text, newline="")), start=1))
+    except csv.Error as exc:  # e.g. a field over csv's size limit
+        raise RosterError([RowError(0, "file", f"malformed csv: {str(exc).lower()}")]) from None
+    # A record whose cells are all blank (",,,," is what Excel writes for an empty row) is skipped.
+    records = [(n, r) for n, r in records if any(_clean(c) for c in r)]
+    if not records:
+        raise RosterError([RowError(0, "file", "empty file")])
+    errors: list[RowError] = []
+    header_row, header = records[0]
+    index = _map_header(header, header_row, errors)
+    if errors:
+        # Without those columns every row would fail too; that noise would hide the real problem.
+        raise RosterError(errors)
+    if len(records) == 1:
+        raise RosterError([RowError(0, "file", "no data rows")])
+    present = frozenset(index)
+    result: list[RosterRow] = []
+    first_seen: dict[str, int] = {}
+    for row, record in records[1:]:
+        cells = {
+            column: value
+            for column, position in index.items()
+            if position < len(record) and (value := _clean(record[position]))
+        }
+        before = len(errors)
+        external_id = cells.get("external_id")
+        if external_id is not None and external_id in first_seen:
+            errors.append(RowError(row, "external_id", f"duplicate of row {first_seen[external_id]}"))
+        elif external_id is not None:
+            first_seen[external_id] = row
+        parsed = _parse_row(cells, row, present, errors)
+        if parsed is not None and len(errors) == before:
+            result.append(parsed)
+    if errors:
+        raise RosterError(errors)
+    return result

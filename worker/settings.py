@@ -1,0 +1,81 @@
+"""Settings from the environment (PERMIT_*). Secrets come from here, never from the repo."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schedules.policy import PolicyError, SendWindow, parse_clock, parse_send_window
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERMIT_", extra="ignore")
+
+    database_url: str = "sqlite:///permit-worker.db"
+    timezone: str = "Asia/Shanghai"
+    policy_file: str | None = None
+    # Overrides the policy's send window, e.g. "09:00-20:00"; "00:00-24:00" sends any time.
+    send_window: str | None = None
+    scan_time: str = "08:30"
+    dispatch_interval_seconds: float = Field(default=15.0, gt=0)
+    dispatch_batch_size: int = Field(default=200, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    retry_base_seconds: float = Field(default=60.0, gt=0)
+    retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    claim_lease_seconds: float = Field(default=300.0, gt=0)
+    sms_backend: str = "console"
+    email_backend: str = "console"
+    # Key for the address fingerprint (HMAC). Unset: a random key kept in the database.
+    fingerprint_key: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "auto"  # auto (JSON unless stderr is a terminal), json, console
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("scan_time")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        try:
+            parse_clock(value)
+        except PolicyError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_send_window(value)
+            except PolicyError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in {"auto", "json", "console"}:
+            raise ValueError("must be auto, json or console")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def send_window_override(self) -> SendWindow | None:
+        return parse_send_window(self.send_window) if self.send_window else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
