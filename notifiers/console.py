@@ -40,6 +40,6 @@ class ConsoleNotifier:
             try:
                 stream.write(json.dumps(record, ensure_ascii=False) + "\n")
                 stream.flush()
-            except OSError as exc:  # a closed pipe is worth a retry, not a crash
+            except (OSError, ValueError) as exc:  # a closed or broken pipe: retry later, do not crash
                 return SendResult.transient(f"console write failed: {exc}")
         return SendResult.sent(provider_id)

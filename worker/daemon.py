@@ -20,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from schedules.policy import parse_clock
+from worker.dispatch import Dispatcher
 from worker.models import utcnow
 from worker.runtime import Runtime
 from worker.scan import scan, scan_ran_on
@@ -31,20 +32,21 @@ DISPATCH_JOB = "dispatch"
 
 
 class Daemon:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, dispatcher: Dispatcher | None = None) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.stopping = threading.Event()
         self._signals = 0
-        self.dispatcher = runtime.dispatcher()  # builds notifiers: bad config fails here
+        self.dispatcher = dispatcher or runtime.dispatcher()  # builds notifiers: bad config fails here
         self.scheduler = BackgroundScheduler(
             timezone=self.settings.tz,
             job_defaults={"coalesce": True, "max_instances": 1},
         )
 
     # -- jobs -----------------------------------------------------------------------------
-    def scan_job(self) -> None:
-        report = scan(self.runtime.factory, self.runtime.policy, self.settings.tz, should_stop=self.stopping.is_set)
+    def scan_job(self, now: datetime | None = None) -> None:
+        report = scan(self.runtime.factory, self.runtime.policy, self.settings.tz, now=now,
+                      should_stop=self.stopping.is_set)
         log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
                  enqueued=len(report.enqueued), no_contact=report.no_contact, interrupted=report.interrupted,
                  seconds=round(report.seconds, 3))
@@ -61,7 +63,7 @@ class Daemon:
             log.info("scan.already_ran_today", scan_date=today.isoformat())
             return False
         log.info("scan.catch_up", scan_date=today.isoformat())
-        self.scan_job()
+        self.scan_job(now)
         return True
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -89,8 +91,9 @@ class Daemon:
             misfire_grace_time=max(5, int(self.settings.dispatch_interval_seconds)), replace_existing=True,
         )
 
-    def run(self) -> int:
-        self.install_signal_handlers()
+    def run(self, install_signals: bool = True) -> int:
+        if install_signals:
+            self.install_signal_handlers()
         log.info("daemon.starting", scan_time=self.settings.scan_time, timezone=self.settings.timezone,
                  dispatch_interval=self.settings.dispatch_interval_seconds,
                  sms_backend=self.settings.sms_backend, email_backend=self.settings.email_backend)
