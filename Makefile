@@ -1,0 +1,35 @@
+# One-command entry points. Everything lives in .venv; nothing is installed system-wide.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run demo test lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "permit-worker needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+## run: the daemon on the embedded default (SQLite file ./permit-worker.db, console delivery),
+##      with a sample team "demo" so there is something to remind. Ctrl-C stops it cleanly.
+run: $(STAMP)
+	$(BIN)/permit-worker db upgrade
+	$(BIN)/permit-worker demo seed
+	$(BIN)/permit-worker run
+
+## demo: one day of reminders at once: seed, scan, and send as if it were 10:00 in Shanghai today.
+demo: $(STAMP)
+	$(BIN)/permit-worker db upgrade
+	$(BIN)/permit-worker demo seed
+	$(BIN)/permit-worker scan
+	$(BIN)/permit-worker dispatch --once --now "$$(TZ=Asia/Shanghai date +%Y-%m-%dT10:00:00+08:00)"
+
+## test: every test (unit, SQLite integration, CLI and daemon subprocesses).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) permit-worker.db permit-worker.db-wal permit-worker.db-shm .pytest_cache
