@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 
 class SendStatus(str, enum.Enum):
     SENT = "sent"
-    TRANSIENT = "transient"  # try again later: timeouts, rate limits, provider hiccups
-    PERMANENT = "permanent"  # retrying cannot help: invalid number, rejected address
+    TRANSIENT = "transient"  # nothing was accepted; try again later (429, connection refused, DNS)
+    PERMANENT = "permanent"  # retrying cannot help: invalid number, opted out, rejected address
+    # The request left and the answer was lost (timeout, 5xx): the provider may have accepted
+    # it. Never resend blindly: reconcile first (see Reconciler).
+    AMBIGUOUS = "ambiguous"
 
 
 class NotifierConfigError(ValueError):
@@ -30,6 +34,9 @@ class Message:
     locale: str = "zh-CN"
     # Stable per outbox row: adapters that support provider-side idempotency pass it along.
     idempotency_key: str = ""
+    # After this moment the message is no longer worth delivering (the send window closes):
+    # adapters that can, tell the provider to drop it instead of delivering it late.
+    valid_until: datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -39,6 +46,7 @@ class SendResult:
     provider_message_id: str | None = None
     error: str | None = None
     retry_after_seconds: float | None = None
+    error_code: str | None = None  # the provider's own code, e.g. Twilio's "21211"
 
     @classmethod
     def sent(cls, provider_message_id: str | None = None) -> SendResult:
@@ -49,8 +57,12 @@ class SendResult:
         return cls(SendStatus.TRANSIENT, error=error, retry_after_seconds=retry_after_seconds)
 
     @classmethod
-    def permanent(cls, error: str) -> SendResult:
-        return cls(SendStatus.PERMANENT, error=error)
+    def permanent(cls, error: str, error_code: str | None = None) -> SendResult:
+        return cls(SendStatus.PERMANENT, error=error, error_code=error_code)
+
+    @classmethod
+    def ambiguous(cls, error: str) -> SendResult:
+        return cls(SendStatus.AMBIGUOUS, error=error)
 
 
 @runtime_checkable
@@ -61,3 +73,16 @@ class Notifier(Protocol):
     channels: frozenset[str]
 
     def send(self, message: Message) -> SendResult: ...
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """Optional: a notifier that can look up what the provider accepted.
+
+    After an AMBIGUOUS result the dispatcher calls `reconcile` before any new send: a SENT
+    result (with the provider's id) means the earlier request did go through, so nothing is
+    sent again; None means no such message exists and a retry is safe; TRANSIENT means the
+    lookup itself failed, so neither resend nor give up yet.
+    """
+
+    def reconcile(self, message: Message, since: datetime) -> SendResult | None: ...
