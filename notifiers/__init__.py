@@ -1,6 +1,13 @@
 """Delivery adapters behind one small interface, found by name."""
 
-from notifiers.base import Message, Notifier, NotifierConfigError, Reconciler, SendResult, SendStatus
+from notifiers.base import (
+    Message,
+    Notifier,
+    NotifierConfigError,
+    Reconciler,
+    SendResult,
+    SendStatus,
+)
 from notifiers.registry import available_notifiers, get_notifier
 
 __all__ = [

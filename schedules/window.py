@@ -29,3 +29,8 @@ def next_window_opening(moment: datetime, window: SendWindow, tz: ZoneInfo) -> d
     if local < start_today:
         return start_today
     return datetime.combine(local.date() + timedelta(days=1), window.start, tz)
+
+
+def window_closes(moment: datetime, window: SendWindow, tz: ZoneInfo) -> datetime:
+    """When the window that `moment` falls in (or the day's window) closes."""
+    return _end_of(window, moment.astimezone(tz))

@@ -7,7 +7,14 @@ import json
 
 import pytest
 
-from notifiers import Message, Notifier, NotifierConfigError, SendStatus, available_notifiers, get_notifier
+from notifiers import (
+    Message,
+    Notifier,
+    NotifierConfigError,
+    SendStatus,
+    available_notifiers,
+    get_notifier,
+)
 from notifiers.console import ConsoleNotifier
 
 

@@ -5,11 +5,8 @@ Exit status: 0 success, 2 bad input or usage, 1 anything else.
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import date, datetime, timezone
-from pathlib import Path
-from typing import Any
+from datetime import date, datetime
 
 import click
 import structlog
@@ -18,62 +15,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifiers import NotifierConfigError
 from schedules.policy import PolicyError
-from worker import registry
-from worker.db import unit_of_work, upgrade
+from worker import cli_registry
+from worker.cli_common import App, json_line, out, parse_day, parse_moment, pass_app
+from worker.db import upgrade
 from worker.logging_setup import configure_logging
 from worker.registry import BadInput
-from worker.roster import RosterError, parse_roster
-from worker.runtime import Runtime, SchemaOutOfDate
+from worker.roster import RosterError
+from worker.runtime import SchemaOutOfDate
 from worker.settings import Settings
 
 log = structlog.get_logger("worker.cli")
-
-
-def _out(text: str) -> None:
-    click.echo(text)
-
-
-def _json_line(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False))
-
-
-def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from exc
-
-
-def _parse_moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO date-time (e.g. 2026-12-01T10:00:00+08:00)") from exc
-    return moment
-
-
-class App:
-    """Lazily built per invocation, so `--help` and usage errors need no database."""
-
-    def __init__(self) -> None:
-        self._runtime: Runtime | None = None
-
-    @property
-    def runtime(self) -> Runtime:
-        if self._runtime is None:
-            self._runtime = Runtime(Settings())
-        return self._runtime
-
-    def ready(self) -> Runtime:
-        self.runtime.require_schema()
-        return self.runtime
-
-
-pass_app = click.make_pass_decorator(App, ensure=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,121 +43,15 @@ def db() -> None:
 def db_upgrade(app: App) -> None:
     """Create or migrate the schema to the latest version."""
     upgrade(app.runtime.settings.database_url)
-    _out("database schema is up to date")
+    out("database schema is up to date")
 
 
-# -- teams ------------------------------------------------------------------------------------
-@cli.group()
-def teams() -> None:
-    """HR teams that register holders."""
-
-
-@teams.command("create")
-@click.argument("slug")
-@click.option("--name", required=True, help="The employer's name, as HR knows it.")
-@click.option("--hr-email", default=None, help="Where HR digests and failure reports go.")
-@pass_app
-def teams_create(app: App, slug: str, name: str, hr_email: str | None) -> None:
-    """Create a team."""
-    with unit_of_work(app.ready().factory) as session:
-        team = registry.create_team(session, slug, name, hr_email)
-    _out(f"created team {team.slug}")
-
-
-@teams.command("list")
-@pass_app
-def teams_list(app: App) -> None:
-    """List teams."""
-    from sqlalchemy import select
-
-    from worker.models import Team
-
-    with unit_of_work(app.ready().factory) as session:
-        for team in session.scalars(select(Team).order_by(Team.slug)):
-            _out(f"{team.slug}\t{team.name}")
-
-
-# -- holders ----------------------------------------------------------------------------------
-@cli.group()
-def holders() -> None:
-    """Permit holders of a team."""
-
-
-@holders.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--team", "team_slug", required=True)
-@click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
-@pass_app
-def holders_import(app: App, file: Path, team_slug: str, dry_run: bool) -> None:
-    """Import a roster CSV (UTF-8, UTF-8 with BOM or GBK; English or Chinese headers)."""
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read {file}: {exc.strerror}") from exc
-    rows = parse_roster(data)  # RosterError: every bad row, nothing written
-    runtime = app.ready()
-    with unit_of_work(runtime.factory) as session:
-        team = registry.get_team(session, team_slug)
-        summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
-        if dry_run:
-            session.rollback()
-    verb = "would import" if dry_run else "imported"
-    _out(f"{verb} {len(rows)} holders into {team_slug}: {len(summary.created)} new, {len(summary.updated)} updated, "
-         f"{len(summary.unchanged)} unchanged, {len(summary.renewed)} renewed")
-
-
-@holders.command("list")
-@click.option("--team", "team_slug", required=True)
-@click.option("--today", callback=_parse_day, help="Evaluate as of this date (YYYY-MM-DD).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@pass_app
-def holders_list(app: App, team_slug: str, today: date | None, as_json: bool) -> None:
-    """List a team's holders with their stage."""
-    from worker.evaluation import evaluate_holder, holder_today
-
-    runtime = app.ready()
-    now = datetime.now(timezone.utc)
-    with unit_of_work(runtime.factory) as session:
-        team = registry.get_team(session, team_slug)
-        for holder in registry.holders_of(session, team):
-            day = today or holder_today(holder, now, runtime.settings.tz)
-            ev = evaluate_holder(holder, day, runtime.policy)
-            if as_json:
-                _json_line({"external_id": holder.external_id, "expires_on": holder.expires_on.isoformat(),
-                            "stage": ev.stage, "days_left": ev.days_left, "eligible": ev.eligibility.eligible,
-                            "eligibility_reasons": list(ev.eligibility.reasons), "channel": ev.channel})
-            else:
-                reasons = ",".join(ev.eligibility.reasons) or "-"
-                _out(f"{holder.external_id}\t{holder.expires_on}\t{ev.days_left:>5}\t{ev.stage}\t{reasons}")
-
-
-@holders.command("confirm-renewal")
-@click.argument("external_id")
-@click.option("--team", "team_slug", required=True)
-@click.option("--expires-on", "expires_on", required=True, callback=_parse_day, help="The new expiry date.")
-@pass_app
-def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_on: date) -> None:
-    """Record an endorsement: a new cycle starts and the old one's reminders stop."""
-    with unit_of_work(app.ready().factory) as session:
-        team = registry.get_team(session, team_slug)
-        registry.confirm_renewal(session, team, external_id, expires_on)
-    _out(f"renewal recorded: {external_id} now expires on {expires_on.isoformat()}")
-
-
-@holders.command("delete")
-@click.argument("external_id")
-@click.option("--team", "team_slug", required=True)
-@pass_app
-def holders_delete(app: App, external_id: str, team_slug: str) -> None:
-    """Delete a holder and every notification about them."""
-    with unit_of_work(app.ready().factory) as session:
-        registry.delete_holder(session, registry.get_team(session, team_slug), external_id)
-    _out(f"deleted {external_id}")
+cli_registry.register(cli)
 
 
 # -- scan / dispatch / run --------------------------------------------------------------------
 @cli.command("scan")
-@click.option("--today", callback=_parse_day, help="Scan as of this date (YYYY-MM-DD).")
+@click.option("--today", callback=parse_day, help="Scan as of this date (YYYY-MM-DD).")
 @click.option("--dry-run", is_flag=True, help="Report what would be enqueued; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per enqueued notification.")
 @pass_app
@@ -220,18 +65,18 @@ def scan_command(app: App, today: date | None, dry_run: bool, as_json: bool) -> 
              enqueued=len(report.enqueued), dry_run=dry_run, seconds=round(report.seconds, 3))
     if as_json:
         for item in report.enqueued:
-            _json_line(item.as_json())
+            json_line(item.as_json())
     else:
         verb = "would enqueue" if dry_run else "enqueued"
-        _out(f"scanned {report.holders_seen} holders for {report.scan_date}: {verb} {len(report.enqueued)}")
+        out(f"scanned {report.holders_seen} holders for {report.scan_date}: {verb} {len(report.enqueued)}")
         for item in report.enqueued:
-            _out(f"  {item.team}/{item.external_id}\t{item.stage} {item.touch_day:+d}\t{item.channel}\t"
+            out(f"  {item.team}/{item.external_id}\t{item.stage} {item.touch_day:+d}\t{item.channel}\t"
                  f"expires {item.expires_on} ({item.days_left} days left)")
 
 
 @cli.command("dispatch")
 @click.option("--once", is_flag=True, required=True, help="Send what is due now, then exit.")
-@click.option("--now", "now", callback=_parse_moment, help="Act as if it were this moment (ISO 8601).")
+@click.option("--now", "now", callback=parse_moment, help="Act as if it were this moment (ISO 8601).")
 @pass_app
 def dispatch_command(app: App, once: bool, now: datetime | None) -> None:
     """Send the notifications that are due."""
@@ -255,28 +100,19 @@ def run_command(app: App) -> None:
     sys.exit(code)
 
 
-@cli.group()
-def demo() -> None:
-    """A sample registry to see the worker at work."""
-
-
-@demo.command("seed")
-@click.option("--team", "team_slug", default="demo", show_default=True)
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @pass_app
-def demo_seed(app: App, team_slug: str) -> None:
-    """Create the team if needed and import sample holders spread over every stage."""
-    from worker.sample import sample_roster_csv
+def serve_command(app: App, host: str, port: int) -> None:
+    """Serve the HTTP app: Twilio webhooks and /healthz."""
+    import uvicorn
+
+    from worker.app import create_app
 
     runtime = app.ready()
-    today = datetime.now(runtime.settings.tz).date()
-    rows = parse_roster(sample_roster_csv(today).encode("utf-8"))
-    with unit_of_work(runtime.factory) as session:
-        try:
-            team = registry.get_team(session, team_slug)
-        except registry.NotFound:
-            team = registry.create_team(session, team_slug, "示例科技有限公司 (demo)", None)
-        summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
-    _out(f"seeded team {team_slug}: {len(summary.created)} new, {len(summary.updated) + len(summary.unchanged)} existing")
+    # log_config=None keeps uvicorn's loggers on our structlog handler (JSON on stderr, masked).
+    uvicorn.run(create_app(runtime), host=host, port=port, log_config=None, access_log=True)
 
 
 # -- entry point ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from schedules.policy import parse_clock
 from worker.dispatch import Dispatcher
+from worker.hr_events import send_hr_notices
 from worker.models import utcnow
 from worker.runtime import Runtime
 from worker.scan import scan, scan_ran_on
@@ -29,6 +30,7 @@ log = structlog.get_logger("worker.daemon")
 
 SCAN_JOB = "daily-scan"
 DISPATCH_JOB = "dispatch"
+HR_NOTICE_JOB = "hr-notices"
 
 
 class Daemon:
@@ -55,6 +57,11 @@ class Daemon:
         counts = self.dispatcher.run_batch(limit=self.settings.dispatch_batch_size, should_stop=self.stopping.is_set)
         if counts:
             log.info("dispatch.batch", **dict(counts))
+
+    def hr_notice_job(self) -> None:
+        sent = send_hr_notices(self.runtime.factory, self.dispatcher.notifiers["email"])
+        if sent:
+            log.info("hr.notices_sent", emails=sent)
 
     def catch_up(self, now: datetime | None = None) -> bool:
         """Scan now if today's scan has not run: days of downtime cost one scan, not one a day."""
@@ -89,6 +96,10 @@ class Daemon:
             self.dispatch_job, IntervalTrigger(seconds=self.settings.dispatch_interval_seconds),
             id=DISPATCH_JOB, name="dispatch outbox", next_run_time=datetime.now(self.settings.tz),
             misfire_grace_time=max(5, int(self.settings.dispatch_interval_seconds)), replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.hr_notice_job, IntervalTrigger(minutes=self.settings.hr_notice_interval_minutes),
+            id=HR_NOTICE_JOB, name="batched HR notices", misfire_grace_time=600, replace_existing=True,
         )
 
     def run(self, install_signals: bool = True) -> int:

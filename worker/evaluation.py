@@ -26,7 +26,7 @@ def facts_of(holder: Holder) -> HolderFacts:
         housing_type=holder.housing_type,
         rental_registration_ends_on=holder.rental_registration_ends_on,
         changed_since_endorsement=holder.changed_fields,
-        has_phone=bool(holder.phone),
+        has_phone=bool(holder.phone) and holder.sms_opted_out_at is None,  # opted out: email only
         has_email=bool(holder.email),
     )
 

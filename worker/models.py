@@ -95,6 +95,8 @@ class Holder(Base):
     # Comma-separated fields changed since the last endorsement (address, employer, phone);
     # cleared when a renewal starts a new cycle.
     changed_since_endorsement: Mapped[str] = mapped_column(String(64), default="")
+    # Set when the holder replied TD/T/退订/STOP: no more SMS, email keeps working.
+    sms_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -134,6 +136,15 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    segments: Mapped[int | None] = mapped_column(Integer)  # SMS parts billed, counted at send time
+    # The holder's day the last attempt's text was rendered for ("还剩N天" depends on it), so a
+    # reconciliation after an ambiguous attempt looks for exactly the text that was sent.
+    rendered_on: Mapped[date | None] = mapped_column(Date)
+    # What the provider reported after accepting it (Twilio status callbacks):
+    # queued, sent, delivered, undelivered, failed.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_error_code: Mapped[str | None] = mapped_column(String(16))
+    delivery_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     holder: Mapped[Holder] = relationship()
     attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
@@ -159,9 +170,29 @@ class DeliveryAttempt(Base):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
     outcome: Mapped[str] = mapped_column(String(16))  # sent | transient | permanent | error
     error: Mapped[str | None] = mapped_column(Text)
-    provider_message_id: Mapped[str | None] = mapped_column(String(100))
+    provider_message_id: Mapped[str | None] = mapped_column(String(100), index=True)
 
     notification: Mapped[Notification] = relationship(back_populates="attempt_log")
+
+
+class HrEvent(Base):
+    """Something HR must hear about (opt-out, a reported renewal, an unreachable holder).
+
+    Batched into one email per team by the HR notice job; `reported_at` marks it done. The
+    detail names the holder by external_id only, never by phone or email.
+    """
+
+    __tablename__ = "hr_events"
+    __table_args__ = (Index("ix_hr_events_pending", "team_id", "reported_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("holders.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # opted_out | renewal_reported | unreachable | reply
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ScanRun(Base):

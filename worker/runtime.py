@@ -13,6 +13,7 @@ from notifiers import Notifier, get_notifier
 from schedules.policy import Policy, load_policy
 from worker.db import make_engine, schema_is_current, session_factory
 from worker.dispatch import Dispatcher, RetryPolicy
+from worker.ratelimit import RateLimits
 from worker.settings import Settings
 
 
@@ -62,4 +63,5 @@ class Runtime:
             send_window=s.send_window_override(),
             retry=RetryPolicy(s.max_attempts, s.retry_base_seconds, s.retry_max_seconds),
             lease=timedelta(seconds=s.claim_lease_seconds),
+            rate_limits=RateLimits(s.rate_limit_map),
         )

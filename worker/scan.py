@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from time import perf_counter
 from datetime import date, datetime, time
+from time import perf_counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -62,7 +62,7 @@ class ScanReport:
     seconds: float = 0.0
 
 
-def _insert_touch(session: Session, values: dict[str, Any]) -> bool:
+def insert_touch(session: Session, values: dict[str, Any]) -> bool:
     """Insert one outbox row unless its key exists; True if this call inserted it."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -154,7 +154,7 @@ def _scan_batch(session: Session, batch: list[Any], policy: Policy, zone: ZoneIn
                   # of time (--today) enqueues nothing that goes out before that day.
                   "next_attempt_at": datetime.combine(holder_day, time.min, holder_zone(holder, zone))}
         if not report.dry_run:
-            if not _insert_touch(session, values):
+            if not insert_touch(session, values):
                 continue  # another scan (another replica) got there first
             _supersede_older(session, holder.id, key[1:])
         report.enqueued.append(EnqueuedTouch(team_slug, holder.external_id, holder.id, touch.stage, touch.day,

@@ -11,6 +11,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schedules.policy import PolicyError, SendWindow, parse_clock, parse_send_window
 
 
+def parse_rate_limits(value: str) -> dict[str, float]:
+    """Parse "twilio=10,smtp=2.5" into {"twilio": 10.0, "smtp": 2.5}."""
+    limits: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, rate = part.partition("=")
+        try:
+            per_second = float(rate)
+        except ValueError:
+            per_second = 0.0
+        if not sep or not name.strip() or per_second <= 0:
+            raise ValueError(f"expected BACKEND=MESSAGES_PER_SECOND pairs like twilio=10, got {part!r}")
+        limits[name.strip()] = per_second
+    return limits
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PERMIT_", extra="ignore")
 
@@ -28,6 +43,13 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = Field(default=300.0, gt=0)
     sms_backend: str = "console"
     email_backend: str = "console"
+    # Messages per second per backend, e.g. "twilio=10,smtp=5"; a backend not named is unlimited.
+    rate_limits: str = ""
+    # The base URL under which Twilio reaches `permit-worker serve` (https://worker.example.com):
+    # webhook signatures are computed over it, and status callbacks point at it.
+    public_url: str | None = None
+    # How often the batched HR notices (opt-outs, reported renewals, unreachable holders) go out.
+    hr_notice_interval_minutes: float = Field(default=60.0, gt=0)
     # Key for the address fingerprint (HMAC). Unset: a random key kept in the database.
     fingerprint_key: str | None = None
     log_level: str = "INFO"
@@ -61,6 +83,12 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from exc
         return value
 
+    @field_validator("rate_limits")
+    @classmethod
+    def _rates(cls, value: str) -> str:
+        parse_rate_limits(value)
+        return value
+
     @field_validator("log_format")
     @classmethod
     def _log_format(cls, value: str) -> str:
@@ -71,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def rate_limit_map(self) -> dict[str, float]:
+        return parse_rate_limits(self.rate_limits)
 
     def send_window_override(self) -> SendWindow | None:
         return parse_send_window(self.send_window) if self.send_window else None

@@ -1,0 +1,153 @@
+"""CLI commands that work on the registry: teams, holders, the demo team."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import click
+
+from worker import registry
+from worker.cli_common import App, json_line, out, parse_day, pass_app
+from worker.db import unit_of_work
+from worker.registry import BadInput
+from worker.roster import parse_roster
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(teams)
+    cli.add_command(holders)
+    cli.add_command(demo)
+
+
+# -- teams ------------------------------------------------------------------------------------
+@click.group()
+def teams() -> None:
+    """HR teams that register holders."""
+
+
+@teams.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The employer's name, as HR knows it.")
+@click.option("--hr-email", default=None, help="Where HR digests and failure reports go.")
+@pass_app
+def teams_create(app: App, slug: str, name: str, hr_email: str | None) -> None:
+    """Create a team."""
+    with unit_of_work(app.ready().factory) as session:
+        team = registry.create_team(session, slug, name, hr_email)
+    out(f"created team {team.slug}")
+
+
+@teams.command("list")
+@pass_app
+def teams_list(app: App) -> None:
+    """List teams."""
+    from sqlalchemy import select
+
+    from worker.models import Team
+
+    with unit_of_work(app.ready().factory) as session:
+        for team in session.scalars(select(Team).order_by(Team.slug)):
+            out(f"{team.slug}\t{team.name}")
+
+
+# -- holders ----------------------------------------------------------------------------------
+@click.group()
+def holders() -> None:
+    """Permit holders of a team."""
+
+
+@holders.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--team", "team_slug", required=True)
+@click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
+@pass_app
+def holders_import(app: App, file: Path, team_slug: str, dry_run: bool) -> None:
+    """Import a roster CSV (UTF-8, UTF-8 with BOM or GBK; English or Chinese headers)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {file}: {exc.strerror}") from exc
+    rows = parse_roster(data)  # RosterError: every bad row, nothing written
+    runtime = app.ready()
+    with unit_of_work(runtime.factory) as session:
+        team = registry.get_team(session, team_slug)
+        summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
+        if dry_run:
+            session.rollback()
+    verb = "would import" if dry_run else "imported"
+    out(f"{verb} {len(rows)} holders into {team_slug}: {len(summary.created)} new, {len(summary.updated)} updated, "
+         f"{len(summary.unchanged)} unchanged, {len(summary.renewed)} renewed")
+
+
+@holders.command("list")
+@click.option("--team", "team_slug", required=True)
+@click.option("--today", callback=parse_day, help="Evaluate as of this date (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_app
+def holders_list(app: App, team_slug: str, today: date | None, as_json: bool) -> None:
+    """List a team's holders with their stage."""
+    from worker.evaluation import evaluate_holder, holder_today
+
+    runtime = app.ready()
+    now = datetime.now(timezone.utc)
+    with unit_of_work(runtime.factory) as session:
+        team = registry.get_team(session, team_slug)
+        for holder in registry.holders_of(session, team):
+            day = today or holder_today(holder, now, runtime.settings.tz)
+            ev = evaluate_holder(holder, day, runtime.policy)
+            if as_json:
+                json_line({"external_id": holder.external_id, "expires_on": holder.expires_on.isoformat(),
+                            "stage": ev.stage, "days_left": ev.days_left, "eligible": ev.eligibility.eligible,
+                            "eligibility_reasons": list(ev.eligibility.reasons), "channel": ev.channel})
+            else:
+                reasons = ",".join(ev.eligibility.reasons) or "-"
+                out(f"{holder.external_id}\t{holder.expires_on}\t{ev.days_left:>5}\t{ev.stage}\t{reasons}")
+
+
+@holders.command("confirm-renewal")
+@click.argument("external_id")
+@click.option("--team", "team_slug", required=True)
+@click.option("--expires-on", "expires_on", required=True, callback=parse_day, help="The new expiry date.")
+@pass_app
+def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_on: date) -> None:
+    """Record an endorsement: a new cycle starts and the old one's reminders stop."""
+    with unit_of_work(app.ready().factory) as session:
+        team = registry.get_team(session, team_slug)
+        registry.confirm_renewal(session, team, external_id, expires_on)
+    out(f"renewal recorded: {external_id} now expires on {expires_on.isoformat()}")
+
+
+@holders.command("delete")
+@click.argument("external_id")
+@click.option("--team", "team_slug", required=True)
+@pass_app
+def holders_delete(app: App, external_id: str, team_slug: str) -> None:
+    """Delete a holder and every notification about them."""
+    with unit_of_work(app.ready().factory) as session:
+        registry.delete_holder(session, registry.get_team(session, team_slug), external_id)
+    out(f"deleted {external_id}")
+
+
+@click.group()
+def demo() -> None:
+    """A sample registry to see the worker at work."""
+
+
+@demo.command("seed")
+@click.option("--team", "team_slug", default="demo", show_default=True)
+@pass_app
+def demo_seed(app: App, team_slug: str) -> None:
+    """Create the team if needed and import sample holders spread over every stage."""
+    from worker.sample import sample_roster_csv
+
+    runtime = app.ready()
+    today = datetime.now(runtime.settings.tz).date()
+    rows = parse_roster(sample_roster_csv(today).encode("utf-8"))
+    with unit_of_work(runtime.factory) as session:
+        try:
+            team = registry.get_team(session, team_slug)
+        except registry.NotFound:
+            team = registry.create_team(session, team_slug, "示例科技有限公司 (demo)", None)
+        summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
+    out(f"seeded team {team_slug}: {len(summary.created)} new, {len(summary.updated) + len(summary.unchanged)} existing")
