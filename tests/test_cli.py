@@ -194,3 +194,49 @@ def test_delete_removes_the_holder_and_their_notifications(run: Run, ready: Path
     assert listed == {"E002", "E003"}
     messages = json_lines(run("dispatch", "--once", "--now", "2026-12-21T10:00:00+08:00").stdout)
     assert "+8613800138001" not in {m["to"] for m in messages}
+
+
+def test_a_misconfigured_sms_backend_fails_at_start_up_with_one_line(run: Run, ready: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
+    env.update({"PERMIT_SMS_BACKEND": "twilio", "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"})
+    for command in (["run"], ["dispatch", "--once"]):
+        proc = subprocess.run([*CMD, *command], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == "permit-worker: error: TWILIO_ACCOUNT_SID is not set"
+
+
+def test_a_misconfigured_email_backend_fails_at_start_up_with_one_line(run: Run, ready: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERMIT_SMTP")}
+    env.update({"PERMIT_EMAIL_BACKEND": "smtp", "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"})
+    proc = subprocess.run([*CMD, "run"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "permit-worker: error: PERMIT_SMTP_HOST is not set"
+
+
+def test_serve_answers_health_checks_and_stops_on_sigterm(run: Run, ready: Path, tmp_path: Path) -> None:
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PERMIT_LOG_FORMAT": "json"}
+    proc = subprocess.Popen([*CMD, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        deadline = time.monotonic() + 20
+        while body is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    body = json.loads(response.read())
+            except OSError:
+                time.sleep(0.2)
+        assert body == {"status": "ok", "database": "ok"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+        proc.communicate(timeout=5)

@@ -5,6 +5,7 @@ Exit status: 0 success, 2 bad input or usage, 1 anything else.
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import date, datetime
 
@@ -111,6 +112,10 @@ def serve_command(app: App, host: str, port: int) -> None:
     from worker.app import create_app
 
     runtime = app.ready()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to whatever
+    # handler was there before it: with this one, a requested stop exits 0 like the daemon.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: log.info("serve.stopped"))
     # log_config=None keeps uvicorn's loggers on our structlog handler (JSON on stderr, masked).
     uvicorn.run(create_app(runtime), host=host, port=port, log_config=None, access_log=True)
 
