@@ -7,18 +7,30 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 ENTRY = Path(sys.executable).with_name("permit-worker")
 CMD = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "worker.cli"]
 
+# Dates are relative to the real day in Shanghai: an import acts at once on what is due today,
+# so the scenario must look the same whichever day the suite runs. DAY is the scan day.
+TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+DAY = TODAY + timedelta(days=25)
+
+
+def _slash(day: date) -> str:
+    return f"{day.year}/{day.month}/{day.day}"
+
+
 GOOD_CSV = (
     "external_id,name,phone,email,expires_on,housing_type,rental_registration_ends_on,address,employer,locale\n"
-    "E001,王芳,13800138001,,2027-01-20,own,,浦东新区A路1号,Acme,zh-CN\n"
-    "E002,Emma,,emma@example.com,2026/12/5,rental,2026-06-30,徐汇区B路2号,Acme,en\n"
-    "E003,李强,+86 138 0013 8003,li@example.com,2026-12-30,dormitory,,,Acme,\n"
+    f"E001,王芳,13800138001,,{DAY + timedelta(days=30)},own,,浦东新区A路1号,Acme,zh-CN\n"
+    f"E002,Emma,,emma@example.com,{_slash(DAY - timedelta(days=16))},rental,2020-06-30,徐汇区B路2号,Acme,en\n"
+    f"E003,李强,+86 138 0013 8003,li@example.com,{DAY + timedelta(days=9)},dormitory,,,Acme,\n"
 )
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -67,9 +79,10 @@ def test_commands_before_db_upgrade_fail_with_one_line_and_status_1(run: Run) ->
 
 
 def test_import_list_and_json_output(run: Run, ready: Path) -> None:
-    listed = json_lines(run("holders", "list", "--team", "acme", "--today", "2026-12-21", "--json").stdout)
+    listed = json_lines(run("holders", "list", "--team", "acme", "--today", str(DAY), "--json").stdout)
     by_id = {row["external_id"]: row for row in listed}
-    assert by_id["E001"] == {**by_id["E001"], "expires_on": "2027-01-20", "stage": "upcoming", "days_left": 30}
+    assert by_id["E001"] == {**by_id["E001"], "expires_on": str(DAY + timedelta(days=30)), "stage": "upcoming",
+                             "days_left": 30}
     assert by_id["E002"]["stage"] == "expired_grace"
     assert by_id["E003"]["stage"] == "renew_in_person"
 
@@ -78,12 +91,13 @@ def test_a_gbk_file_with_chinese_headers_imports(run: Run, ready: Path, tmp_path
     gbk = tmp_path / "花名册.csv"
     gbk.write_bytes(
         ("工号,姓名,手机,邮箱,居住证有效期至,居住类型,租赁备案到期日,居住地址,用人单位,语言\n"
-         "C001,张伟,13900139001,,2027/2/1,租赁,2028/1/1,静安区C路3号,上海某某公司,中文\n").encode("gbk")
+         f"C001,张伟,13900139001,,{_slash(TODAY + timedelta(days=60))},租赁,2099/1/1,静安区C路3号,上海某某公司,中文\n"
+         ).encode("gbk")
     )
     proc = run("holders", "import", str(gbk), "--team", "acme")
     assert "1 new" in proc.stdout
     listed = json_lines(run("holders", "list", "--team", "acme", "--json").stdout)
-    assert {"external_id": "C001", "expires_on": "2027-02-01"}.items() <= next(
+    assert {"external_id": "C001", "expires_on": str(TODAY + timedelta(days=60))}.items() <= next(
         r for r in listed if r["external_id"] == "C001"
     ).items()
 
@@ -117,39 +131,40 @@ def test_import_dry_run_writes_nothing(run: Run, tmp_path: Path) -> None:
 
 
 def test_scan_json_lists_each_enqueued_notification_once(run: Run, ready: Path) -> None:
-    first = json_lines(run("scan", "--today", "2026-12-21", "--json").stdout)
+    first = json_lines(run("scan", "--today", str(DAY), "--json").stdout)
     assert {(r["external_id"], r["stage"], r["channel"], r["days_left"]) for r in first} == {
         ("E001", "upcoming", "sms", 30),
         ("E002", "expired_grace", "email", -16),
         ("E003", "renew_in_person", "sms", 9),
     }
     assert all({"team", "external_id", "stage", "channel", "expires_on", "days_left"} <= r.keys() for r in first)
-    assert run("scan", "--today", "2026-12-21", "--json").stdout == ""
+    assert run("scan", "--today", str(DAY), "--json").stdout == ""
 
 
 def test_scan_dry_run_lists_but_does_not_enqueue(run: Run, ready: Path) -> None:
-    assert len(json_lines(run("scan", "--today", "2026-12-21", "--dry-run", "--json").stdout)) == 3
-    assert len(json_lines(run("scan", "--today", "2026-12-21", "--json").stdout)) == 3
+    assert len(json_lines(run("scan", "--today", str(DAY), "--dry-run", "--json").stdout)) == 3
+    assert len(json_lines(run("scan", "--today", str(DAY), "--json").stdout)) == 3
 
 
 def test_dispatch_once_prints_only_messages_on_stdout(run: Run, ready: Path) -> None:
-    run("scan", "--today", "2026-12-21")
-    early = run("dispatch", "--once", "--now", "2026-12-21T08:00:00+08:00")
+    run("scan", "--today", str(DAY))
+    early = run("dispatch", "--once", "--now", f"{DAY}T08:00:00+08:00")
     assert early.stdout == ""  # quiet hours
-    proc = run("dispatch", "--once", "--now", "2026-12-21T09:00:00+08:00")
+    proc = run("dispatch", "--once", "--now", f"{DAY}T09:00:00+08:00")
     messages = json_lines(proc.stdout)
     assert sorted(m["to"] for m in messages) == ["+8613800138001", "+8613800138003", "emma@example.com"]
     assert "13800138001" not in proc.stderr  # logs mask phone numbers
-    assert run("dispatch", "--once", "--now", "2026-12-21T10:00:00+08:00").stdout == ""
+    assert run("dispatch", "--once", "--now", f"{DAY}T10:00:00+08:00").stdout == ""
 
 
 def test_confirm_renewal_stops_reminders_for_the_old_cycle(run: Run, ready: Path) -> None:
-    run("scan", "--today", "2026-12-21")
-    run("holders", "confirm-renewal", "E003", "--team", "acme", "--expires-on", "2027-12-30")
-    messages = json_lines(run("dispatch", "--once", "--now", "2026-12-21T10:00:00+08:00").stdout)
+    run("scan", "--today", str(DAY))
+    renewed = str(DAY + timedelta(days=400))
+    run("holders", "confirm-renewal", "E003", "--team", "acme", "--expires-on", renewed)
+    messages = json_lines(run("dispatch", "--once", "--now", f"{DAY}T10:00:00+08:00").stdout)
     assert "+8613800138003" not in {m["to"] for m in messages}
     listed = {r["external_id"]: r for r in json_lines(run("holders", "list", "--team", "acme", "--json").stdout)}
-    assert listed["E003"]["expires_on"] == "2027-12-30" and listed["E003"]["stage"] == "valid"
+    assert listed["E003"]["expires_on"] == renewed and listed["E003"]["stage"] == "valid"
 
 
 @pytest.mark.parametrize(
@@ -158,7 +173,7 @@ def test_confirm_renewal_stops_reminders_for_the_old_cycle(run: Run, ready: Path
         (("scan", "--today", "2026-13-01"), "is not a date"),
         (("holders", "list", "--team", "nobody"), "no team 'nobody'"),
         (("holders", "confirm-renewal", "E404", "--team", "acme", "--expires-on", "2027-01-01"), "no holder 'E404'"),
-        (("holders", "confirm-renewal", "E001", "--team", "acme", "--expires-on", "2026-01-01"), "must be after"),
+        (("holders", "confirm-renewal", "E001", "--team", "acme", "--expires-on", "2020-01-01"), "must be after"),
         (("holders", "import", "missing.csv", "--team", "acme"), "cannot read"),
         (("teams", "create", "acme", "--name", "Again"), "already exists"),
         (("teams", "create", "Bad Slug", "--name", "X"), "lowercase"),
@@ -188,11 +203,11 @@ def test_an_unknown_backend_fails_at_start_up(run: Run, ready: Path, tmp_path: P
 
 
 def test_delete_removes_the_holder_and_their_notifications(run: Run, ready: Path) -> None:
-    run("scan", "--today", "2026-12-21")
+    run("scan", "--today", str(DAY))
     run("holders", "delete", "E001", "--team", "acme")
     listed = {r["external_id"] for r in json_lines(run("holders", "list", "--team", "acme", "--json").stdout)}
     assert listed == {"E002", "E003"}
-    messages = json_lines(run("dispatch", "--once", "--now", "2026-12-21T10:00:00+08:00").stdout)
+    messages = json_lines(run("dispatch", "--once", "--now", f"{DAY}T10:00:00+08:00").stdout)
     assert "+8613800138001" not in {m["to"] for m in messages}
 
 

@@ -1,5 +1,5 @@
 """The dispatcher through the real Twilio SDK and smtplib, to a fake Twilio API and a real SMTP
-server on 127.0.0.1: retries, ambiguity, fallback, HR notices and the rate ceiling."""
+server on 127.0.0.1: retries, ambiguity, fallback, the HR digest and the rate ceiling."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 
 from notifiers.smtp_email import SmtpEmailNotifier
 from notifiers.twilio_sms import TwilioSmsNotifier
+from schedules.workdays import is_working_day
 from worker.db import unit_of_work
+from worker.digest import send_digests
 from worker.dispatch import Dispatcher, RetryPolicy
-from worker.hr_events import send_hr_notices
 from worker.models import DeliveryAttempt, Holder, HrEvent, Notification
 from worker.ratelimit import RateLimits
 from worker.scan import scan
@@ -27,6 +28,10 @@ from .support import add_holder
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EXPIRES = date(2027, 1, 20)
 TOUCH_DAY = EXPIRES - timedelta(days=10)
+
+
+# The touch day is a Sunday, so HR hears about it in the next working day's digest.
+DIGEST_DAY = TOUCH_DAY + timedelta(days=1)
 
 
 def at(hour: int, minute: int = 0) -> datetime:
@@ -134,32 +139,41 @@ def test_a_permanent_sms_failure_falls_back_to_email(factory, team, policy, twil
     assert "2027年1月20日" in mail.message.get_body(("plain",)).get_content()
 
 
-def test_when_no_channel_works_hr_gets_one_batched_email(factory, team, policy, twilio, smtp) -> None:
+def digest_at(hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(DIGEST_DAY, datetime.min.time(), SHANGHAI).replace(hour=hour, minute=minute)
+
+
+def test_when_no_channel_works_hr_gets_it_in_one_digest(factory, team, policy, twilio, smtp) -> None:
     enqueue(factory, team, policy, "E1")
     enqueue(factory, team, policy, "E2", phone="+8613800138002")
     twilio.script(error(400, 21610, "Attempt to send to unsubscribed recipient"),
                   error(400, 21614, "'To' number is not a valid mobile number"))
     dispatcher = make_dispatcher(factory, policy, twilio, smtp)
     assert dispatcher.run_batch(now=at(10)) == {"failed": 2}
-    assert send_hr_notices(factory, dispatcher.notifiers["email"]) == 1
+    assert not is_working_day(TOUCH_DAY) and is_working_day(DIGEST_DAY)
+    email = dispatcher.notifiers["email"]
+    assert send_digests(factory, email, policy, SHANGHAI, now=digest_at(10)) == 1
     [notice] = smtp.messages
     assert notice.rcpt_tos == ("hr@acme.example",)
     text = notice.message.get_body(("plain",)).get_content()
     assert "E1" in text and "E2" in text and "21610" in text and "13800138000" not in text
-    assert send_hr_notices(factory, dispatcher.notifiers["email"]) == 0  # reported once
+    assert send_digests(factory, email, policy, SHANGHAI, now=digest_at(10, 30)) == 0  # one a day
     with unit_of_work(factory) as session:
         assert all(e.reported_at for e in session.scalars(select(HrEvent)))
 
 
-def test_an_hr_notice_that_fails_to_send_is_kept_for_the_next_run(factory, team, policy, twilio, smtp) -> None:
+def test_a_digest_that_fails_to_send_is_sent_by_a_later_run_that_day(factory, team, policy, twilio, smtp) -> None:
     enqueue(factory, team, policy)
     twilio.script(error(400, 21211, "invalid"))
     dispatcher = make_dispatcher(factory, policy, twilio, smtp)
     dispatcher.dispatch_one(at(10))
     smtp.handler.reject("hr@acme.example", "451 4.3.0 Try again later")
-    assert send_hr_notices(factory, dispatcher.notifiers["email"]) == 0
+    email = dispatcher.notifiers["email"]
+    assert send_digests(factory, email, policy, SHANGHAI, now=digest_at(10)) == 0
     smtp.handler.reject("hr@acme.example", "")  # accept again
-    assert send_hr_notices(factory, dispatcher.notifiers["email"]) == 1
+    assert send_digests(factory, email, policy, SHANGHAI, now=digest_at(10, 30)) == 1
+    [digest] = smtp.messages
+    assert "E1" in digest.message.get_body(("plain",)).get_content()
 
 
 def test_an_opted_out_holder_gets_the_touch_by_email_instead(factory, team, policy, twilio, smtp) -> None:

@@ -1,12 +1,12 @@
-"""Reply keywords and the HR notice text (pure domain functions)."""
+"""Reply keywords and how HR events read in the digest (pure domain functions)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
-from schedules.hr_notice import HrNoticeItem, render_hr_notice
+from schedules.digest import DigestContent, HrNoticeItem, render_digest
 from schedules.replies import OPT_OUT, RENEWED, classify_reply
 
 
@@ -25,12 +25,13 @@ def test_anything_else_is_not_a_command(text: str) -> None:
     assert classify_reply(text) is None
 
 
-def test_the_hr_notice_lists_every_event_in_chinese_and_english() -> None:
+def test_hr_events_are_listed_in_the_digest_in_chinese_and_english() -> None:
     at = datetime(2026, 12, 1, 2, 30, tzinfo=timezone.utc)
-    subject, body = render_hr_notice("Acme 上海", [
+    events = [
         HrNoticeItem("opted_out", "E1: replied 'TD'", at),
         HrNoticeItem("unreachable", "E2: renew_in_person -10 reminder could not be delivered", at),
-    ])
+    ]
+    subject, body = render_digest(DigestContent("Acme 上海", date(2026, 12, 1), [], [], [], [], events))
     assert "2 项需要处理" in subject and "2 item(s)" in subject
     assert "2026-12-01 10:30  退订短信" in body  # Shanghai time
     assert "could not be reached" in body and "E2: renew_in_person -10" in body

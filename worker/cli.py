@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("database_error", exc_info=True)
         return _fail(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}", 1)
     except Exception as exc:  # the last line of defence: no tracebacks for users
-        log.error("unexpected_error", exc_info=True)
+        # The traceback is for developers: it goes to the log only at PERMIT_LOG_LEVEL=DEBUG.
+        log.debug("unexpected_error", exc_info=True)
         return _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
 
 

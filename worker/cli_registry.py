@@ -6,12 +6,21 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session
 
 from worker import registry
 from worker.cli_common import App, json_line, out, parse_day, pass_app
 from worker.db import unit_of_work
+from worker.events import Context, Event, RenewalConfirmed, handle
 from worker.registry import BadInput
 from worker.roster import parse_roster
+from worker.runtime import Runtime
+from worker.scan import EnqueuedTouch
+
+
+def act_on(session: Session, runtime: Runtime, events: list[Event]) -> list[EnqueuedTouch]:
+    """Registration is event-driven: what is due today is enqueued now, not at tomorrow's scan."""
+    return handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(timezone.utc)))
 
 
 def register(cli: click.Group) -> None:
@@ -35,7 +44,19 @@ def teams_create(app: App, slug: str, name: str, hr_email: str | None) -> None:
     """Create a team."""
     with unit_of_work(app.ready().factory) as session:
         team = registry.create_team(session, slug, name, hr_email)
+        token = registry.issue_token(session, team)
     out(f"created team {team.slug}")
+    out(f"api token (shown once, store it now): {token}")
+
+
+@teams.command("rotate-token")
+@click.argument("slug")
+@pass_app
+def teams_rotate_token(app: App, slug: str) -> None:
+    """Replace a team's API token; the old one stops working at once."""
+    with unit_of_work(app.ready().factory) as session:
+        token = registry.issue_token(session, registry.get_team(session, slug))
+    out(f"new api token for {slug} (shown once, store it now): {token}")
 
 
 @teams.command("list")
@@ -73,11 +94,13 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool) -> None:
     with unit_of_work(runtime.factory) as session:
         team = registry.get_team(session, team_slug)
         summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
+        enqueued = act_on(session, runtime, summary.events)
         if dry_run:
             session.rollback()
     verb = "would import" if dry_run else "imported"
     out(f"{verb} {len(rows)} holders into {team_slug}: {len(summary.created)} new, {len(summary.updated)} updated, "
-         f"{len(summary.unchanged)} unchanged, {len(summary.renewed)} renewed")
+         f"{len(summary.unchanged)} unchanged, {len(summary.renewed)} renewed; "
+         f"{len(enqueued)} reminder(s) due now {'would be ' if dry_run else ''}enqueued")
 
 
 @holders.command("list")
@@ -114,7 +137,8 @@ def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_
     """Record an endorsement: a new cycle starts and the old one's reminders stop."""
     with unit_of_work(app.ready().factory) as session:
         team = registry.get_team(session, team_slug)
-        registry.confirm_renewal(session, team, external_id, expires_on)
+        holder = registry.confirm_renewal(session, team, external_id, expires_on)
+        act_on(session, app.runtime, [RenewalConfirmed(holder.id)])
     out(f"renewal recorded: {external_id} now expires on {expires_on.isoformat()}")
 
 
@@ -150,4 +174,5 @@ def demo_seed(app: App, team_slug: str) -> None:
         except registry.NotFound:
             team = registry.create_team(session, team_slug, "示例科技有限公司 (demo)", None)
         summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
+        act_on(session, runtime, summary.events)
     out(f"seeded team {team_slug}: {len(summary.created)} new, {len(summary.updated) + len(summary.unchanged)} existing")

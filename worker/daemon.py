@@ -1,4 +1,4 @@
-"""The daemon: APScheduler runs the daily scan (cron) and the dispatcher (interval).
+"""The daemon: APScheduler runs the daily scan (cron), the dispatcher and the HR digest (interval).
 
 Correctness across replicas comes from the database (outbox keys, row claims), not from the
 scheduler, so each process keeps its own in-memory job store. The signal handler only sets a
@@ -20,8 +20,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from schedules.policy import parse_clock
+from worker.digest import send_digests
 from worker.dispatch import Dispatcher
-from worker.hr_events import send_hr_notices
 from worker.models import utcnow
 from worker.runtime import Runtime
 from worker.scan import scan, scan_ran_on
@@ -30,7 +30,9 @@ log = structlog.get_logger("worker.daemon")
 
 SCAN_JOB = "daily-scan"
 DISPATCH_JOB = "dispatch"
-HR_NOTICE_JOB = "hr-notices"
+DIGEST_JOB = "hr-digest"
+# The digest job only looks every half hour; send_digests decides whether today's is due.
+DIGEST_CHECK_MINUTES = 30
 
 
 class Daemon:
@@ -58,10 +60,11 @@ class Daemon:
         if counts:
             log.info("dispatch.batch", **dict(counts))
 
-    def hr_notice_job(self) -> None:
-        sent = send_hr_notices(self.runtime.factory, self.dispatcher.notifiers["email"])
+    def digest_job(self, now: datetime | None = None) -> None:
+        sent = send_digests(self.runtime.factory, self.dispatcher.notifiers["email"], self.runtime.policy,
+                            self.settings.tz, now=now, digest_time=parse_clock(self.settings.digest_time))
         if sent:
-            log.info("hr.notices_sent", emails=sent)
+            log.info("digest.sent", emails=sent)
 
     def catch_up(self, now: datetime | None = None) -> bool:
         """Scan now if today's scan has not run: days of downtime cost one scan, not one a day."""
@@ -97,9 +100,12 @@ class Daemon:
             id=DISPATCH_JOB, name="dispatch outbox", next_run_time=datetime.now(self.settings.tz),
             misfire_grace_time=max(5, int(self.settings.dispatch_interval_seconds)), replace_existing=True,
         )
+        # A missed half-hour check is worth running late (the digest is still unsent), but not
+        # after the next check would have run anyway.
         self.scheduler.add_job(
-            self.hr_notice_job, IntervalTrigger(minutes=self.settings.hr_notice_interval_minutes),
-            id=HR_NOTICE_JOB, name="batched HR notices", misfire_grace_time=600, replace_existing=True,
+            self.digest_job, IntervalTrigger(minutes=DIGEST_CHECK_MINUTES),
+            id=DIGEST_JOB, name="daily HR digest", coalesce=True, max_instances=1,
+            misfire_grace_time=DIGEST_CHECK_MINUTES * 60, replace_existing=True,
         )
 
     def run(self, install_signals: bool = True) -> int:

@@ -31,6 +31,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deletion really deletes: freed pages are zeroed, so an erased holder is not left in the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -180,7 +180,7 @@ class DeliveryAttempt(Base):
 class HrEvent(Base):
     """Something HR must hear about (opt-out, a reported renewal, an unreachable holder).
 
-    Batched into one email per team by the HR notice job; `reported_at` marks it done. The
+    Reported in the team's daily HR digest; `reported_at` marks it done. The
     detail names the holder by external_id only, never by phone or email.
     """
 

@@ -5,13 +5,16 @@ Each function works inside the caller's session (unit of work); nothing here com
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from worker.events import Event, HolderRegistered, HolderUpdated, RenewalConfirmed
 from worker.fingerprint import fingerprint, fingerprint_key
 from worker.models import Holder, Notification, Team, utcnow
 from worker.roster import RosterRow
@@ -34,6 +37,8 @@ class ImportSummary:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     renewed: list[str] = field(default_factory=list)  # expires_on moved later: a new cycle
+    # What happened, for the handlers that act on it at once (re-evaluation, enqueue).
+    events: list[Event] = field(default_factory=list)
 
 
 def create_team(session: Session, slug: str, name: str, hr_email: str | None) -> Team:
@@ -85,6 +90,23 @@ def start_new_cycle(session: Session, holder: Holder, new_expires_on: date, reas
     cancel_pending(session, holder.id, reason, keep_cycle=new_expires_on)
 
 
+def issue_token(session: Session, team: Team) -> str:
+    """A new API bearer token for the team; only its hash is kept, so show it once."""
+    token = f"pwt_{secrets.token_urlsafe(32)}"
+    team.token_hash = token_hash(token)
+    session.flush()
+    return token
+
+
+def token_hash(token: str) -> str:
+    # Tokens are 256 random bits: a plain SHA-256 is enough (no password stretching needed).
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def team_for_token(session: Session, token: str) -> Team | None:
+    return session.scalar(select(Team).where(Team.token_hash == token_hash(token)))
+
+
 def confirm_renewal(session: Session, team: Team, external_id: str, new_expires_on: date) -> Holder:
     holder = get_holder(session, team, external_id)
     if new_expires_on <= holder.expires_on:
@@ -124,25 +146,32 @@ def import_roster(
             select(Holder).where(Holder.team_id == team.id, Holder.external_id.in_([r.external_id for r in rows]))
         )
     }
+    created: list[Holder] = []
     for row in rows:
         address_fp = fingerprint(row.address, key) if row.address else None
         holder = existing.get(row.external_id)
         if holder is None:
-            session.add(_new_holder(team, row, address_fp))
+            holder = _new_holder(team, row, address_fp)
+            session.add(holder)
+            created.append(holder)
             summary.created.append(row.external_id)
             continue
+        before = holder.changed_fields
         if _apply_row(session, holder, row, address_fp):
             summary.updated.append(row.external_id)
+            summary.events.append(HolderUpdated(holder.id, holder.changed_fields - before))
         else:
             summary.unchanged.append(row.external_id)
         if row.expires_on > holder.expires_on:
             start_new_cycle(session, holder, row.expires_on, "renewed (roster import)")
             summary.renewed.append(row.external_id)
+            summary.events.append(RenewalConfirmed(holder.id))
         elif row.expires_on != holder.expires_on:  # a correction: the old cycle's touches are wrong
             holder.expires_on = row.expires_on
             session.flush()
             cancel_pending(session, holder.id, "expiry corrected (roster import)", keep_cycle=row.expires_on)
     session.flush()
+    summary.events.extend(HolderRegistered(h.id) for h in created)
     return summary
 
 

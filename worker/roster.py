@@ -1,6 +1,6 @@
-"""Parse and validate HR roster CSV uploads. No database code: this module only turns bytes into
-validated `RosterRow`s, or into a `RosterError` listing every problem, so a bad file is rejected
-whole and HR can fix everything in one pass."""
+"""Parse and validate HR roster uploads (CSV here, XLSX in `roster_xlsx`). No database code: this
+module only turns bytes into validated `RosterRow`s, or into a `RosterError` listing every problem,
+so a bad file is rejected whole and HR can fix everything in one pass."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import csv
 import io
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -147,7 +148,7 @@ def _clean(cell: str) -> str:
     return cell.replace("\ufeff", "").strip()
 
 
-def _map_header(record: list[str], row: int, errors: list[RowError]) -> dict[str, int]:
+def _map_header(record: Sequence[str], row: int, errors: list[RowError]) -> dict[str, int]:
     """Canonical column -> cell index; unknown headers are ignored."""
     index: dict[str, int] = {}
     for position, cell in enumerate(record):
@@ -204,30 +205,30 @@ def _parse_row(
     return RosterRow(row=row, present=present, **values)
 
 
-def parse_roster(data: bytes) -> list[RosterRow]:
-    text = decode_roster(data)
-    # Row numbers are physical CSV records (header = 1, blank lines counted) so they match the
-    # spreadsheet HR opens; a quoted multi-line address is still one record, like one Excel row.
-    try:
-        records = list(enumerate(csv.reader(io.StringIO(text, newline="")), start=1))
-    except csv.Error as exc:  # e.g. a field over csv's size limit
-        raise RosterError([RowError(0, "file", f"malformed csv: {str(exc).lower()}")]) from None
-    # A record whose cells are all blank (",,,," is what Excel writes for an empty row) is skipped.
-    records = [(n, r) for n, r in records if any(_clean(c) for c in r)]
-    if not records:
-        raise RosterError([RowError(0, "file", "empty file")])
+def parse_roster_rows(
+    header: Sequence[str], rows: Iterable[tuple[int, Sequence[str]]], *, header_row: int = 1
+) -> list[RosterRow]:
+    """Validate already-split cells, whatever file format they came from.
+
+    Each row carries its own number, so errors point at the row HR sees in their spreadsheet.
+    Blank rows are skipped. `rows` is consumed lazily: a reader may raise RosterError mid-way
+    (e.g. a size guard), and that error is what the caller gets.
+    """
     errors: list[RowError] = []
-    header_row, header = records[0]
     index = _map_header(header, header_row, errors)
     if errors:
         # Without those columns every row would fail too; that noise would hide the real problem.
         raise RosterError(errors)
-    if len(records) == 1:
-        raise RosterError([RowError(0, "file", "no data rows")])
     present = frozenset(index)
     result: list[RosterRow] = []
     first_seen: dict[str, int] = {}
-    for row, record in records[1:]:
+    any_rows = False
+    for row, record in rows:
+        # A record whose cells are all blank (",,,," is what Excel writes for an empty row) is
+        # skipped.
+        if not any(_clean(c) for c in record):
+            continue
+        any_rows = True
         cells = {
             column: value
             for column, position in index.items()
@@ -242,6 +243,25 @@ def parse_roster(data: bytes) -> list[RosterRow]:
         parsed = _parse_row(cells, row, present, errors)
         if parsed is not None and len(errors) == before:
             result.append(parsed)
+    if not any_rows:
+        raise RosterError([RowError(0, "file", "no data rows")])
     if errors:
         raise RosterError(errors)
     return result
+
+
+def parse_roster(data: bytes) -> list[RosterRow]:
+    """Parse a roster CSV (UTF-8, UTF-8 with BOM or GBK)."""
+    text = decode_roster(data)
+    # Row numbers are physical CSV records (header = 1, blank lines counted) so they match the
+    # spreadsheet HR opens; a quoted multi-line address is still one record, like one Excel row.
+    try:
+        # Read everything first so a csv.Error always wins over cell errors, as it always has.
+        records = list(enumerate(csv.reader(io.StringIO(text, newline="")), start=1))
+    except csv.Error as exc:  # e.g. a field over csv's size limit
+        raise RosterError([RowError(0, "file", f"malformed csv: {str(exc).lower()}")]) from None
+    records = [(n, r) for n, r in records if any(_clean(c) for c in r)]
+    if not records:
+        raise RosterError([RowError(0, "file", "empty file")])
+    header_row, header = records[0]
+    return parse_roster_rows(header, records[1:], header_row=header_row)

@@ -137,29 +137,41 @@ def _scan_batch(session: Session, batch: list[Any], policy: Policy, zone: ZoneIn
     for holder, team_slug in batch:
         report.holders_seen += 1
         holder_day = today or holder_today(holder, now, zone)
-        evaluation = evaluate_holder(holder, holder_day, policy)
-        touch = evaluation.due_touch
-        if touch is None:
-            continue
-        if evaluation.channel is None:
+        outcome = enqueue_due(session, holder, team_slug, holder_day, policy, zone, existing, report.dry_run)
+        if outcome == "no_contact":
             report.no_contact += 1
-            continue
-        key = (holder.id, holder.expires_on, touch.stage, touch.day)
-        if key in existing:
-            continue
-        values = {"holder_id": holder.id, "cycle_expires_on": holder.expires_on, "stage": touch.stage,
-                  "touch_day": touch.day, "touch_on": touch.on, "channel": evaluation.channel,
-                  "status": "pending", "attempts": 0,
-                  # Due from the start of the day scanned, in the holder's zone: a scan run ahead
-                  # of time (--today) enqueues nothing that goes out before that day.
-                  "next_attempt_at": datetime.combine(holder_day, time.min, holder_zone(holder, zone))}
-        if not report.dry_run:
-            if not insert_touch(session, values):
-                continue  # another scan (another replica) got there first
-            _supersede_older(session, holder.id, key[1:])
-        report.enqueued.append(EnqueuedTouch(team_slug, holder.external_id, holder.id, touch.stage, touch.day,
-                                             touch.on, evaluation.channel, holder.expires_on,
-                                             evaluation.days_left))
+        elif isinstance(outcome, EnqueuedTouch):
+            report.enqueued.append(outcome)
+
+
+def enqueue_due(session: Session, holder: Holder, team_slug: str, day: date, policy: Policy, zone: ZoneInfo,
+                existing: set[tuple[int, date, str, int]] | None = None,
+                dry_run: bool = False) -> EnqueuedTouch | str | None:
+    """Enqueue the holder's due touch for `day`, once; the scan and registration both use this.
+
+    Returns the touch enqueued (or, dry, that would be), "no_contact", or None when nothing new.
+    """
+    evaluation = evaluate_holder(holder, day, policy)
+    touch = evaluation.due_touch
+    if touch is None:
+        return None
+    if evaluation.channel is None:
+        return "no_contact"
+    key = (holder.id, holder.expires_on, touch.stage, touch.day)
+    if key in (existing if existing is not None else _existing_touches(session, [holder.id])):
+        return None
+    values = {"holder_id": holder.id, "cycle_expires_on": holder.expires_on, "stage": touch.stage,
+              "touch_day": touch.day, "touch_on": touch.on, "channel": evaluation.channel,
+              "status": "pending", "attempts": 0,
+              # Due from the start of the day evaluated, in the holder's zone: a scan run ahead
+              # of time (--today) enqueues nothing that goes out before that day.
+              "next_attempt_at": datetime.combine(day, time.min, holder_zone(holder, zone))}
+    if not dry_run:
+        if not insert_touch(session, values):
+            return None  # another scan (another replica) got there first
+        _supersede_older(session, holder.id, key[1:])
+    return EnqueuedTouch(team_slug, holder.external_id, holder.id, touch.stage, touch.day, touch.on,
+                         evaluation.channel, holder.expires_on, evaluation.days_left)
 
 
 def record_scan_run(factory: sessionmaker[Session], report: ScanReport, now: datetime) -> None:

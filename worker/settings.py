@@ -48,10 +48,15 @@ class Settings(BaseSettings):
     # The base URL under which Twilio reaches `permit-worker serve` (https://worker.example.com):
     # webhook signatures are computed over it, and status callbacks point at it.
     public_url: str | None = None
-    # How often the batched HR notices (opt-outs, reported renewals, unreachable holders) go out.
-    hr_notice_interval_minutes: float = Field(default=60.0, gt=0)
+    # From when (HH:MM, PERMIT_TIMEZONE) each working day's HR digest may go out.
+    digest_time: str = "09:30"
     # Key for the address fingerprint (HMAC). Unset: a random key kept in the database.
     fingerprint_key: str | None = None
+    # HTTP API limits: requests per minute per token (with a burst), and body sizes.
+    api_rate_per_minute: float = Field(default=600.0, gt=0)
+    api_burst: int = Field(default=60, ge=1)
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    api_max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     log_format: str = "auto"  # auto (JSON unless stderr is a terminal), json, console
 
@@ -64,7 +69,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("scan_time")
+    @field_validator("scan_time", "digest_time")
     @classmethod
     def _clock(cls, value: str) -> str:
         try:

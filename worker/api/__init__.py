@@ -1,0 +1,1 @@
+"""The HR teams' HTTP API under /v1."""

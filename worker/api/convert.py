@@ -1,0 +1,72 @@
+"""Between API JSON and the registry: the same validation as a roster row, the same output shape."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from schedules.policy import Policy
+from worker.api.schemas import AttemptOut, HolderOut, NotificationOut
+from worker.evaluation import evaluate_holder, holder_today
+from worker.models import DeliveryAttempt, Holder, Notification
+from worker.roster import CANONICAL_COLUMNS, RosterRow, parse_roster_rows
+from worker.runtime import Runtime
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def roster_row(external_id: str, fields: dict[str, Any], existing: Holder | None) -> RosterRow:
+    """Validate API fields exactly as a roster row; for an update, unspecified fields keep their
+    stored values (the address, kept only as a fingerprint, is compared only when given)."""
+    values: dict[str, Any] = {}
+    if existing is not None:
+        values = {c: getattr(existing, c) for c in CANONICAL_COLUMNS if c not in ("address", "external_id")}
+    values.update(fields)
+    values["external_id"] = external_id
+    header = [c for c in CANONICAL_COLUMNS if c in values]
+    [row] = parse_roster_rows(header, [(0, [_cell(values[c]) for c in header])])
+    return row
+
+
+def holder_out(holder: Holder, runtime: Runtime, now: datetime | None = None) -> HolderOut:
+    today = holder_today(holder, now or datetime.now(timezone.utc), runtime.settings.tz)
+    ev = evaluate_holder(holder, today, runtime.policy)
+    return HolderOut(
+        external_id=holder.external_id, name=holder.name, phone=holder.phone, email=holder.email,
+        expires_on=holder.expires_on, housing_type=holder.housing_type,
+        rental_registration_ends_on=holder.rental_registration_ends_on,
+        address_on_file=holder.address_fingerprint is not None, employer=holder.employer, locale=holder.locale,
+        stage=ev.stage, days_left=ev.days_left, eligible_for_auto_renewal=ev.eligibility.eligible,
+        eligibility_reasons=list(ev.eligibility.reasons), changed_since_endorsement=sorted(holder.changed_fields),
+        sms_opted_out=holder.sms_opted_out_at is not None, created_at=holder.created_at, updated_at=holder.updated_at,
+    )
+
+
+def notifications_of(session: Session, holder: Holder) -> list[NotificationOut]:
+    notes = list(session.scalars(select(Notification).where(Notification.holder_id == holder.id)
+                                 .order_by(Notification.created_at, Notification.id)))
+    attempts: dict[int, list[AttemptOut]] = {}
+    for a in session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.notification_id.in_([n.id for n in notes]))
+                             .order_by(DeliveryAttempt.attempt_no)):
+        attempts.setdefault(a.notification_id, []).append(AttemptOut(
+            attempt_no=a.attempt_no, outcome=a.outcome, error=a.error,
+            provider_message_id=a.provider_message_id, started_at=a.started_at))
+    return [NotificationOut(
+        id=n.id, cycle_expires_on=n.cycle_expires_on, stage=n.stage, touch_day=n.touch_day, touch_on=n.touch_on,
+        channel=n.channel, status=n.status, status_reason=n.status_reason, delivery_status=n.delivery_status,
+        delivery_error_code=n.delivery_error_code, segments=n.segments, attempts=attempts.get(n.id, []),
+        sent_at=n.sent_at, created_at=n.created_at) for n in notes]
+
+
+def stage_of(holder: Holder, policy: Policy, runtime: Runtime, now: datetime) -> tuple[str, int]:
+    ev = evaluate_holder(holder, holder_today(holder, now, runtime.settings.tz), policy)
+    return ev.stage, ev.days_left

@@ -1,0 +1,145 @@
+"""JSON shapes of the API. Field names are the roster import's column names."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HousingType = Literal["own", "relative", "rental", "dormitory"]
+
+
+class HolderFields(BaseModel):
+    """Writable fields; values are validated by the same rules as a roster row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40, description="mainland mobile, with or without +86")
+    email: str | None = Field(default=None, max_length=320)
+    expires_on: date | None = None
+    housing_type: str | None = Field(default=None, max_length=16, description="own, relative, rental, dormitory")
+    rental_registration_ends_on: date | None = None
+    address: str | None = Field(default=None, max_length=500, description="kept only as a fingerprint")
+    employer: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, max_length=16, description="zh-CN or en")
+
+
+class HolderCreate(HolderFields):
+    external_id: str = Field(min_length=1, max_length=64)
+    expires_on: date
+
+
+class HolderUpdate(HolderFields):
+    pass
+
+
+class RenewalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expires_on: date
+
+
+class HolderOut(BaseModel):
+    external_id: str
+    name: str | None
+    phone: str | None
+    email: str | None
+    expires_on: date
+    housing_type: str | None
+    rental_registration_ends_on: date | None
+    address_on_file: bool
+    employer: str | None
+    locale: str
+    stage: str
+    days_left: int
+    eligible_for_auto_renewal: bool
+    eligibility_reasons: list[str]
+    changed_since_endorsement: list[str]
+    sms_opted_out: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class EnqueuedOut(BaseModel):
+    stage: str
+    touch_day: int
+    channel: str
+
+
+class HolderWritten(HolderOut):
+    enqueued: list[EnqueuedOut] = Field(description="reminders due now, enqueued by this change")
+
+
+class HolderPage(BaseModel):
+    items: list[HolderOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class AttemptOut(BaseModel):
+    attempt_no: int
+    outcome: str
+    error: str | None
+    provider_message_id: str | None
+    started_at: datetime
+
+
+class NotificationOut(BaseModel):
+    id: int
+    cycle_expires_on: date
+    stage: str
+    touch_day: int
+    touch_on: date
+    channel: str
+    status: str
+    status_reason: str | None
+    delivery_status: str | None
+    delivery_error_code: str | None
+    segments: int | None
+    attempts: list[AttemptOut]
+    sent_at: datetime | None
+    created_at: datetime
+
+
+class ImportResult(BaseModel):
+    dry_run: bool
+    rows: int
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    renewed: list[str]
+    enqueued: int
+
+
+class ExpiringSoon(BaseModel):
+    external_id: str
+    name: str | None
+    expires_on: date
+    days_left: int
+    stage: str
+
+
+class Summary(BaseModel):
+    today: date
+    holders: int
+    by_stage: dict[str, int]
+    expiring_next_30_days: list[ExpiringSoon]
+
+
+class HrEventOut(BaseModel):
+    kind: str
+    detail: str
+    created_at: datetime
+    reported_at: datetime | None
+
+
+class HolderExport(BaseModel):
+    """Everything the service holds on one holder (PIPL access request)."""
+
+    holder: HolderOut
+    address_fingerprint: str | None
+    notifications: list[NotificationOut]
+    hr_events: list[HrEventOut]
