@@ -27,9 +27,14 @@ demo: $(STAMP)
 	$(BIN)/permit-worker scan
 	$(BIN)/permit-worker dispatch --once --now "$$(TZ=Asia/Shanghai date +%Y-%m-%dT10:00:00+08:00)"
 
-## test: every test (unit, SQLite integration, CLI and daemon subprocesses).
+## test: every test (unit, SQLite and PostgreSQL integration, CLI and daemon subprocesses).
+##       As root, it installs and starts a local PostgreSQL (127.0.0.1) unless
+##       PERMIT_TEST_POSTGRES_URL already points at one; otherwise PostgreSQL tests are skipped.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	@url="$${PERMIT_TEST_POSTGRES_URL:-}"; \
+	if [ -z "$$url" ] && [ "$$(id -u)" = 0 ]; then url=$$(./.ci/postgres.sh | tail -1) || url=""; fi; \
+	if [ -z "$$url" ]; then echo "note: no PostgreSQL server: running the SQLite half of the suite only"; fi; \
+	PERMIT_TEST_POSTGRES_URL="$$url" $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) permit-worker.db permit-worker.db-wal permit-worker.db-shm .pytest_cache

@@ -144,6 +144,20 @@ def planned_touches(facts: HolderFacts, today: date, policy: Policy) -> list[Tou
     return sorted(planned, key=lambda t: t.on)
 
 
+def next_touch_on(facts: HolderFacts, today: date, policy: Policy) -> date | None:
+    """The first day after `today` on which a touch falls due, if the holder's facts stay as
+    they are; None when the cycle has nothing left to send. The scan stores it as
+    `next_due_on`, so a day's scan reads only the holders it concerns."""
+    offset = (today - facts.expires_on).days
+    eligible = eligibility(facts, policy).eligible
+    for day in sorted({d for stage in policy.stages for d in stage.touches}):
+        if day > offset and any(
+            day in stage.touches and stage.name == stage_for(-day, eligible, policy) for stage in policy.stages
+        ):
+            return facts.expires_on + timedelta(days=day)
+    return None
+
+
 def key_dates(expires_on: date, policy: Policy) -> dict[str, date]:
     """The dates messages name: expiry, the last day of grace, the last day before lapse."""
     dates = {"expires_on": expires_on}

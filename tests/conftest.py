@@ -1,24 +1,67 @@
-"""Shared fixtures: a real SQLite file migrated by Alembic, a policy and a team."""
+"""Shared fixtures: a real registry migrated by Alembic (a SQLite file, and a PostgreSQL database
+when PERMIT_TEST_POSTGRES_URL points at a server), a policy and a team."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from schedules.policy import Policy, default_policy
 from worker import registry
 from worker.db import make_engine, session_factory, unit_of_work, upgrade
 from worker.models import Team
 
+POSTGRES_URL = os.environ.get("PERMIT_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+_TEMPLATE = "permit_template"
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
-    upgrade(url)
-    return url
+
+def _admin(url: str) -> Engine:
+    # CREATE/DROP DATABASE cannot run inside a transaction.
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    """A migrated database to copy per test: CREATE DATABASE ... TEMPLATE is much faster than
+    running the migrations every time."""
+    if not POSTGRES_URL:
+        yield None
+        return
+    admin = _admin(POSTGRES_URL)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{_TEMPLATE}"'))
+    upgrade(make_url(POSTGRES_URL).set(database=_TEMPLATE).render_as_string(hide_password=False))
+    yield _TEMPLATE
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_template: str | None) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'registry.db'}"
+        upgrade(url)
+        yield url
+        return
+    assert POSTGRES_URL and postgres_template
+    name = f"permit_t_{uuid.uuid4().hex[:12]}"
+    admin = _admin(POSTGRES_URL)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> Run:
-    env = {**os.environ, "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PERMIT_LOG_FORMAT": "json"}
+def run(tmp_path: Path, db_url: str) -> Run:
+    env = {**os.environ, "PERMIT_DATABASE_URL": db_url, "PERMIT_LOG_FORMAT": "json"}
     env.pop("PERMIT_TIMEZONE", None)
 
     def _run(*args: str, check: int | None = 0) -> subprocess.CompletedProcess[str]:
@@ -70,8 +70,10 @@ def test_the_default_database_is_a_sqlite_file_in_the_working_directory(tmp_path
     assert (tmp_path / "permit-worker.db").exists()
 
 
-def test_commands_before_db_upgrade_fail_with_one_line_and_status_1(run: Run) -> None:
-    proc = run("scan", check=1)
+def test_commands_before_db_upgrade_fail_with_one_line_and_status_1(tmp_path: Path) -> None:
+    env = {**os.environ, "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    proc = subprocess.run([*CMD, "scan"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         "permit-worker: error: the database schema is missing or out of date: run `permit-worker db upgrade`"
     )
@@ -195,8 +197,8 @@ def test_a_bad_setting_fails_with_one_line(run: Run, tmp_path: Path) -> None:
     assert proc.stderr.strip() == "permit-worker: error: PERMIT_TIMEZONE: Value error, unknown time zone 'Mars/Olympus'"
 
 
-def test_an_unknown_backend_fails_at_start_up(run: Run, ready: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PERMIT_SMS_BACKEND": "carrier-pigeon", "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+def test_an_unknown_backend_fails_at_start_up(run: Run, ready: Path, db_url: str) -> None:
+    env = {**os.environ, "PERMIT_SMS_BACKEND": "carrier-pigeon", "PERMIT_DATABASE_URL": db_url}
     proc = subprocess.run([*CMD, "dispatch", "--once"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "unknown notifier 'carrier-pigeon'" in proc.stderr
@@ -211,24 +213,24 @@ def test_delete_removes_the_holder_and_their_notifications(run: Run, ready: Path
     assert "+8613800138001" not in {m["to"] for m in messages}
 
 
-def test_a_misconfigured_sms_backend_fails_at_start_up_with_one_line(run: Run, ready: Path, tmp_path: Path) -> None:
+def test_a_misconfigured_sms_backend_fails_at_start_up_with_one_line(run: Run, ready: Path, db_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
-    env.update({"PERMIT_SMS_BACKEND": "twilio", "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"})
+    env.update({"PERMIT_SMS_BACKEND": "twilio", "PERMIT_DATABASE_URL": db_url})
     for command in (["run"], ["dispatch", "--once"]):
         proc = subprocess.run([*CMD, *command], env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2
         assert proc.stderr.strip() == "permit-worker: error: TWILIO_ACCOUNT_SID is not set"
 
 
-def test_a_misconfigured_email_backend_fails_at_start_up_with_one_line(run: Run, ready: Path, tmp_path: Path) -> None:
+def test_a_misconfigured_email_backend_fails_at_start_up_with_one_line(run: Run, ready: Path, db_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERMIT_SMTP")}
-    env.update({"PERMIT_EMAIL_BACKEND": "smtp", "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"})
+    env.update({"PERMIT_EMAIL_BACKEND": "smtp", "PERMIT_DATABASE_URL": db_url})
     proc = subprocess.run([*CMD, "run"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "permit-worker: error: PERMIT_SMTP_HOST is not set"
 
 
-def test_serve_answers_health_checks_and_stops_on_sigterm(run: Run, ready: Path, tmp_path: Path) -> None:
+def test_serve_answers_health_checks_and_stops_on_sigterm(run: Run, ready: Path, db_url: str) -> None:
     import signal
     import socket
     import time
@@ -237,7 +239,7 @@ def test_serve_answers_health_checks_and_stops_on_sigterm(run: Run, ready: Path,
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PERMIT_LOG_FORMAT": "json"}
+    env = {**os.environ, "PERMIT_DATABASE_URL": db_url, "PERMIT_LOG_FORMAT": "json"}
     proc = subprocess.Popen([*CMD, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -58,8 +58,8 @@ def _roster(path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_daemon_catches_up_dispatches_and_stops_on_sigterm(tmp_path: Path) -> None:
-    env = {**os.environ, "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}", "PERMIT_LOG_FORMAT": "json",
+def test_the_daemon_catches_up_dispatches_and_stops_on_sigterm(tmp_path: Path, db_url: str) -> None:
+    env = {**os.environ, "PERMIT_DATABASE_URL": db_url, "PERMIT_LOG_FORMAT": "json",
            "PERMIT_SEND_WINDOW": "00:00-24:00", "PERMIT_DISPATCH_INTERVAL_SECONDS": "0.5"}
     for args in (("db", "upgrade"), ("teams", "create", "acme", "--name", "Acme")):
         subprocess.run([*CMD, *args], env=env, check=True, capture_output=True, timeout=60)

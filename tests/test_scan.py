@@ -14,7 +14,8 @@ from schedules.policy import Policy
 from worker import registry
 from worker.db import make_engine, session_factory, unit_of_work
 from worker.models import Notification, ScanRun, Team
-from worker.scan import scan, scan_ran_on
+from worker.scan import scan
+from worker.scan_runs import scan_ran_on
 
 from .support import add_holder
 

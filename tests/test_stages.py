@@ -190,3 +190,21 @@ def test_a_touch_outside_its_stage_is_rejected() -> None:
     raw["stages"][1]["touches"] = [-3]
     with pytest.raises(PolicyError, match="touch -3 of b"):
         policy_from_mapping(raw)
+
+
+@pytest.mark.parametrize("days_left", DAYS)
+@pytest.mark.parametrize("facts", [ELIGIBLE, INELIGIBLE], ids=["eligible", "not-eligible"])
+def test_next_touch_on_is_the_first_later_day_with_a_new_due_touch(days_left: int, facts: HolderFacts) -> None:
+    from schedules.stages import next_touch_on
+
+    today = EXPIRES - timedelta(days=days_left)
+    nxt = next_touch_on(facts, today, POLICY)
+    due_today = evaluate(facts, today, POLICY).due_touch
+    # Walking day by day, the due touch first changes exactly on next_touch_on.
+    day, found = today, None
+    while day < today + timedelta(days=400):
+        day += timedelta(days=1)
+        if evaluate(facts, day, POLICY).due_touch != due_today:
+            found = day
+            break
+    assert nxt == found

@@ -12,10 +12,10 @@ from worker import registry
 from worker.cli_common import App, json_line, out, parse_day, pass_app
 from worker.db import unit_of_work
 from worker.events import Context, Event, RenewalConfirmed, handle
+from worker.outbox import EnqueuedTouch
 from worker.registry import BadInput
 from worker.roster import parse_roster
 from worker.runtime import Runtime
-from worker.scan import EnqueuedTouch
 
 
 def act_on(session: Session, runtime: Runtime, events: list[Event]) -> list[EnqueuedTouch]:

@@ -24,13 +24,15 @@ from worker.digest import send_digests
 from worker.dispatch import Dispatcher
 from worker.models import utcnow
 from worker.runtime import Runtime
-from worker.scan import scan, scan_ran_on
+from worker.scan import scan
+from worker.scan_runs import claim_scan_day, scan_ran_on
 
 log = structlog.get_logger("worker.daemon")
 
 SCAN_JOB = "daily-scan"
 DISPATCH_JOB = "dispatch"
 DIGEST_JOB = "hr-digest"
+SCAN_WATCH_JOB = "scan-watch"
 # The digest job only looks every half hour; send_digests decides whether today's is due.
 DIGEST_CHECK_MINUTES = 30
 
@@ -49,6 +51,11 @@ class Daemon:
 
     # -- jobs -----------------------------------------------------------------------------
     def scan_job(self, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        day = now.astimezone(self.settings.tz).date()
+        if not claim_scan_day(self.runtime.factory, day, self.dispatcher.worker_id, now):
+            log.info("scan.claimed_elsewhere", scan_date=day.isoformat())
+            return
         report = scan(self.runtime.factory, self.runtime.policy, self.settings.tz, now=now,
                       should_stop=self.stopping.is_set)
         log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
@@ -66,11 +73,13 @@ class Daemon:
         if sent:
             log.info("digest.sent", emails=sent)
 
-    def catch_up(self, now: datetime | None = None) -> bool:
-        """Scan now if today's scan has not run: days of downtime cost one scan, not one a day."""
+    def catch_up(self, now: datetime | None = None, quiet: bool = False) -> bool:
+        """Scan now if today's scan has not finished: days of downtime cost one scan, not one a
+        day. Also run every few minutes, so a scan whose replica was killed is taken over."""
         today = (now or utcnow()).astimezone(self.settings.tz).date()
         if scan_ran_on(self.runtime.factory, today):
-            log.info("scan.already_ran_today", scan_date=today.isoformat())
+            if not quiet:
+                log.info("scan.already_ran_today", scan_date=today.isoformat())
             return False
         log.info("scan.catch_up", scan_date=today.isoformat())
         self.scan_job(now)
@@ -94,6 +103,11 @@ class Daemon:
         self.scheduler.add_job(
             self.scan_job, CronTrigger(hour=at.hour, minute=at.minute, timezone=self.settings.tz),
             id=SCAN_JOB, name="daily scan", misfire_grace_time=6 * 3600, replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.catch_up, IntervalTrigger(minutes=5), kwargs={"quiet": True},
+            id=SCAN_WATCH_JOB, name="finish today's scan if its replica died", misfire_grace_time=300,
+            replace_existing=True,
         )
         self.scheduler.add_job(
             self.dispatch_job, IntervalTrigger(seconds=self.settings.dispatch_interval_seconds),

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from worker.hr_events import record_hr_event
 from worker.models import Holder, Notification
-from worker.scan import insert_touch
+from worker.outbox import insert_touch
 
 log = structlog.get_logger("worker.delivery")
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from schedules.policy import Policy
 from worker.evaluation import holder_today
 from worker.models import Holder, Team
-from worker.scan import EnqueuedTouch, enqueue_due
+from worker.outbox import EnqueuedTouch, enqueue_due, next_due_on
 
 log = structlog.get_logger("worker.events")
 
@@ -55,7 +55,9 @@ def reevaluate(session: Session, event: Event, ctx: Context) -> None:
     if holder is None:
         return
     team_slug = session.get(Team, holder.team_id).slug  # type: ignore[union-attr]
-    outcome = enqueue_due(session, holder, team_slug, holder_today(holder, ctx.now, ctx.zone), ctx.policy, ctx.zone)
+    day = holder_today(holder, ctx.now, ctx.zone)
+    outcome = enqueue_due(session, holder, team_slug, day, ctx.policy, ctx.zone)
+    holder.next_due_on = next_due_on(holder, day, ctx.policy)  # the scan need not look again before then
     if isinstance(outcome, EnqueuedTouch):
         ctx.enqueued.append(outcome)
         log.info("events.enqueued", cause=type(event).__name__, holder_id=holder.id, stage=outcome.stage,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from schedules.replies import OPT_OUT, RENEWED, classify_reply
 from worker.delivery import fall_back
 from worker.hr_events import record_hr_event
-from worker.models import DeliveryAttempt, Holder, Notification
+from worker.models import DUE_NOW, DeliveryAttempt, Holder, Notification
 from worker.registry import start_new_cycle
 
 log = structlog.get_logger("worker.inbound")
@@ -76,6 +76,7 @@ def handle_sms_reply(session: Session, from_number: str, body: str, now: datetim
         if kind == OPT_OUT:
             if holder.sms_opted_out_at is None:
                 holder.sms_opted_out_at = now
+                holder.next_due_on = DUE_NOW  # the channel changed: re-evaluate at the next scan
                 record_hr_event(session, holder.team_id, holder.id, "opted_out",
                                 f"{holder.external_id}: replied {body.strip()[:20]!r}")
         elif kind == RENEWED and _was_reminded_this_cycle(session, holder):

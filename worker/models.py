@@ -45,6 +45,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
+DUE_NOW = date(1900, 1, 1)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -97,6 +100,10 @@ class Holder(Base):
     # Comma-separated fields changed since the last endorsement (address, employer, phone);
     # cleared when a renewal starts a new cycle.
     changed_since_endorsement: Mapped[str] = mapped_column(String(64), default="")
+    # The next day the holder needs the scan's attention (a touch falls due). Maintained on every
+    # write and by the scan, so a day's scan reads only due holders (O(due), not O(registry)).
+    # DUE_NOW means "evaluate at the next scan" (new, changed, or policy changed).
+    next_due_on: Mapped[date] = mapped_column(Date, default=DUE_NOW, server_default="1900-01-01", index=True)
     # Set when the holder replied TD/T/退订/STOP: no more SMS, email keeps working.
     sms_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -212,13 +219,30 @@ class DigestRun(Base):
 
 
 class ScanRun(Base):
-    """A finished daily scan, one row per date; the daemon's start-up check reads it."""
+    """The daily scan, one row per date: claimed by one replica ("running", with a heartbeat),
+    then "finished". Another replica skips a day that is finished or freshly running, and takes
+    over one whose heartbeat went stale (its scanner died)."""
 
     __tablename__ = "scan_runs"
 
     scan_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="finished", server_default="finished")
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     holders_seen: Mapped[int] = mapped_column(Integer, default=0)
     enqueued: Mapped[int] = mapped_column(Integer, default=0)
     runs: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class WorkerHeartbeat(Base):
+    """Each worker process says it is alive; /healthz and /metrics read it."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_dispatch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

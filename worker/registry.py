@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from worker.events import Event, HolderRegistered, HolderUpdated, RenewalConfirmed
 from worker.fingerprint import fingerprint, fingerprint_key
-from worker.models import Holder, Notification, Team, utcnow
+from worker.models import DUE_NOW, Holder, Notification, Team, utcnow
 from worker.roster import RosterRow
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -86,6 +86,7 @@ def start_new_cycle(session: Session, holder: Holder, new_expires_on: date, reas
     """A confirmed endorsement: the holder is valid again and nothing more goes out for the old cycle."""
     holder.expires_on = new_expires_on
     holder.changed_since_endorsement = ""  # the endorsement brought the permit's data up to date
+    holder.next_due_on = DUE_NOW
     session.flush()
     cancel_pending(session, holder.id, reason, keep_cycle=new_expires_on)
 
@@ -158,6 +159,7 @@ def import_roster(
             continue
         before = holder.changed_fields
         if _apply_row(session, holder, row, address_fp):
+            holder.next_due_on = DUE_NOW  # facts changed: the next scan re-evaluates, at the latest
             summary.updated.append(row.external_id)
             summary.events.append(HolderUpdated(holder.id, holder.changed_fields - before))
         else:

@@ -37,9 +37,9 @@ from worker.api.schemas import (
 from worker.db import unit_of_work
 from worker.events import Context, Event, RenewalConfirmed, handle
 from worker.models import Holder, HrEvent, Team
+from worker.outbox import EnqueuedTouch
 from worker.roster_xlsx import parse_upload
 from worker.runtime import Runtime
-from worker.scan import EnqueuedTouch
 
 ERRORS = {401: {"description": "missing or invalid bearer token"}, 404: {"description": "no such holder"},
           422: {"description": "invalid input: {\"errors\": [{\"row\", \"field\", \"message\"}]}"},
