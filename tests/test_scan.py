@@ -170,3 +170,61 @@ def test_scan_stops_between_batches_when_asked(factory, team, policy) -> None:
 def test_now_defaults_to_the_real_clock_in_utc(factory, team, policy) -> None:
     with freeze_time(datetime(2027, 1, 1, 2, 0, tzinfo=timezone.utc)):
         assert scan(factory, policy, SHANGHAI).scan_date == date(2027, 1, 1)
+
+
+def _holder_rows(factory) -> list[tuple[str, date]]:
+    from worker.models import Holder
+
+    with unit_of_work(factory) as session:
+        return [(h.external_id, h.next_due_on) for h in session.scalars(select(Holder).order_by(Holder.id))]
+
+
+def test_the_fast_scan_and_the_full_scan_enqueue_the_same_touches(factory, team, policy) -> None:
+    import random
+
+    rng = random.Random(42)
+    for i in range(300):
+        fields: dict[str, object] = {"housing_type": rng.choice(["own", "rental", "dormitory", None])}
+        if rng.random() < 0.3:
+            fields.update(phone=None, email=f"p{i}@example.com")
+        if fields["housing_type"] == "rental" and rng.random() < 0.5:
+            fields["rental_registration_ends_on"] = EXPIRES - timedelta(days=rng.randint(-5, 40))
+        add_holder(factory, team, f"H{i}", EXPIRES + timedelta(days=rng.randint(-120, 60)), **fields)
+    compared = 0
+    # Day by day over the cycle, the fast path (next_due_on) must see exactly what a full scan sees.
+    for offset in range(-45, 100, 3):
+        day = EXPIRES + timedelta(days=offset)
+        now = datetime.combine(day, datetime.min.time(), SHANGHAI)
+        fast = scan(factory, policy, SHANGHAI, today=day, now=now, dry_run=True)
+        full = scan(factory, policy, SHANGHAI, today=day, now=now, dry_run=True, full=True)
+        assert sorted(sorted(e.as_json().items()) for e in fast.enqueued) == \
+            sorted(sorted(e.as_json().items()) for e in full.enqueued)
+        compared += len(full.enqueued)
+        scan(factory, policy, SHANGHAI, today=day, now=now)  # then run it, as the daemon would that day
+    assert compared > 100  # the comparison covered real work
+
+
+def test_a_day_with_nothing_due_reads_no_holder(factory, team, policy) -> None:
+    add_holder(factory, team, "E1", EXPIRES)
+    scan(factory, policy, SHANGHAI, today=day(30), now=datetime.combine(day(30), datetime.min.time(), SHANGHAI))
+    assert _holder_rows(factory) == [("E1", EXPIRES - timedelta(days=15))]  # the next touch day
+    quiet = scan(factory, policy, SHANGHAI, today=day(29), now=datetime.combine(day(29), datetime.min.time(), SHANGHAI))
+    assert quiet.holders_seen == 0 and quiet.enqueued == []
+
+
+def test_a_scan_of_a_future_day_does_not_move_the_schedule(factory, team, policy) -> None:
+    add_holder(factory, team, "E1", EXPIRES)
+    with freeze_time(datetime.combine(day(40), datetime.min.time(), SHANGHAI)):
+        report = scan(factory, policy, SHANGHAI, today=day(30))  # a simulation, ten days ahead
+    assert [e.stage for e in report.enqueued] == ["upcoming"]
+    from worker.models import DUE_NOW
+
+    assert _holder_rows(factory) == [("E1", DUE_NOW)]  # today's scans still look at the holder
+
+
+def test_a_change_to_a_holder_makes_the_next_scan_look_again(factory, team, policy) -> None:
+    add_holder(factory, team, "E1", EXPIRES, address="浦东新区A路1号")
+    scan(factory, policy, SHANGHAI, today=day(14), now=datetime.combine(day(14), datetime.min.time(), SHANGHAI))
+    add_holder(factory, team, "E1", EXPIRES, address="静安区C路3号")  # moved: must go in person now
+    report = scan(factory, policy, SHANGHAI, today=day(13), now=datetime.combine(day(13), datetime.min.time(), SHANGHAI))
+    assert [(e.stage, e.touch_day) for e in report.enqueued] == [("renew_in_person", -15)]
