@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from sqlalchemy import (
+    Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -104,6 +106,13 @@ class Holder(Base):
     # write and by the scan, so a day's scan reads only due holders (O(due), not O(registry)).
     # DUE_NOW means "evaluate at the next scan" (new, changed, or policy changed).
     next_due_on: Mapped[date] = mapped_column(Date, default=DUE_NOW, server_default="1900-01-01", index=True)
+    # Accumulated holding (累计持有年限) counts from here; reset by a late endorsement.
+    accumulation_started_on: Mapped[date | None] = mapped_column(Date)
+    # Points (积分) status: the basis (education, title, social_insurance_multiple), its validity end,
+    # and the labour contract's end, which the points renewal depends on.
+    points_basis: Mapped[str | None] = mapped_column(String(32))
+    points_valid_until: Mapped[date | None] = mapped_column(Date)
+    labor_contract_ends_on: Mapped[date | None] = mapped_column(Date)
     # Set when the holder replied TD/T/退订/STOP: no more SMS, email keeps working.
     sms_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -202,6 +211,19 @@ class HrEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InsuranceMonth(Base):
+    """One month of social insurance for a holder (imported by HR): paid or not, at what base."""
+
+    __tablename__ = "social_insurance_months"
+    __table_args__ = (UniqueConstraint("holder_id", "month", name="uq_social_insurance_months_holder_month"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id", ondelete="CASCADE"))
+    month: Mapped[date] = mapped_column(Date)  # the first day of the month
+    paid: Mapped[bool] = mapped_column(Boolean)
+    base_multiple: Mapped[float | None] = mapped_column(Float)
 
 
 class DigestRun(Base):
