@@ -8,9 +8,13 @@ Pure: the worker gathers the content, this only words it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
+
+from schedules.deadlines import last_working_day_on_or_before
+from schedules.findings_text import finding_text
+from schedules.points import Finding
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ZH, EN = 0, 1
@@ -80,6 +84,16 @@ class DigestFailure:
 
 
 @dataclass(frozen=True)
+class PointsDigestLine:
+    """A holder whose points (积分) renewal is at risk: every finding, for HR to act on."""
+
+    external_id: str
+    name: str | None
+    points_valid_until: date
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
 class DigestContent:
     team_name: str
     day: date
@@ -88,11 +102,12 @@ class DigestContent:
     newly_lapsed: list[DigestLine]
     failed: list[DigestFailure]
     events: list[HrNoticeItem]
+    points: list[PointsDigestLine] = field(default_factory=list)  # points renewal risks
 
     @property
     def item_count(self) -> int:
         return (len(self.entering_in_person) + len(self.overdue) + len(self.newly_lapsed)
-                + len(self.failed) + len(self.events))
+                + len(self.failed) + len(self.events) + len(self.points))
 
     @property
     def is_empty(self) -> bool:
@@ -111,11 +126,20 @@ def _who(line: DigestLine) -> str:
     return f"{line.external_id} {line.name}" if line.name else line.external_id
 
 
+def _workday(day: date, lang: int) -> str:
+    """" (last working day …)" when the centre closes before `day` (a weekend or holiday)."""
+    last = last_working_day_on_or_before(day)
+    if last == day:
+        return ""
+    return (f"（最后工作日 {last}）", f" (last working day {last})")[lang]
+
+
 def _action(line: DigestLine, lang: int) -> str:
-    by = line.deadline.isoformat() if line.deadline else None
+    by = line.deadline.isoformat() + _workday(line.deadline, lang) if line.deadline else None
     if line.stage == "renew_in_person":
-        return (f"请于 {line.expires_on} 前本人到社区事务受理服务中心办理签注。",
-                f"Must renew in person at the community affairs service centre by {line.expires_on}.")[lang]
+        when = f"{line.expires_on}{_workday(line.expires_on, lang)}"
+        return (f"请于 {when} 前本人到社区事务受理服务中心办理签注。",
+                f"Must renew in person at the community affairs service centre by {when}.")[lang]
     if line.stage == "expired_grace":
         return (f"请{'在 ' + by + ' 前' if by else '尽快'}办理签注：居住证恢复，累计年限继续计算。",
                 (f"Endorse {'by ' + by if by else 'as soon as possible'}: the permit is restored and the "
@@ -161,6 +185,13 @@ def _event_line(item: HrNoticeItem, lang: int) -> str:
     return f"- {when}  {label}: {item.detail}"
 
 
+def _points_line(line: PointsDigestLine, lang: int) -> str:
+    who = f"{line.external_id} {line.name}" if line.name else line.external_id
+    head = (f"- {who}：积分有效期至 {line.points_valid_until}", f"- {who}: points valid until {line.points_valid_until}")[lang]
+    locale = ("zh-CN", "en")[lang]
+    return "\n".join([head, *(f"  · {finding_text(f.code, locale, f.detail)}" for f in line.findings)])
+
+
 def _sections(content: DigestContent, lang: int) -> list[str]:
     """Only the sections with something in them, each a heading and its lines."""
     out: list[str] = []
@@ -177,6 +208,8 @@ def _sections(content: DigestContent, lang: int) -> list[str]:
     add((f"新近失效：未在期限内签注（{len(content.newly_lapsed)} 人）",
          f"Newly lapsed: not endorsed in time ({len(content.newly_lapsed)})"),
         [_holder_line(line, lang) for line in content.newly_lapsed])
+    add((f"积分续签风险（{len(content.points)} 人）", f"Points renewal at risk ({len(content.points)})"),
+        [_points_line(line, lang) for line in content.points])
     add((f"提醒发送失败（{len(content.failed)} 条）", f"Reminders that could not be delivered ({len(content.failed)})"),
         [_failure_line(f, lang) for f in content.failed])
     add((f"员工回复及其他事项（{len(content.events)} 条）", f"Replies and other events ({len(content.events)})"),

@@ -1,8 +1,13 @@
 """Reminder texts: render a stage touch as an SMS or an email, in zh-CN (default) or English.
 
 The words live in templates/<locale>.yaml (package data) so they can be corrected without code
-changes; this module only computes the fields (dates, counts, materials, reasons) and fills them
-in with str.format_map. Nothing here reads a clock: the caller passes `today`.
+changes; this module only computes the fields (dates, counts, materials, reasons, the last
+working days, the accumulated figure, points findings) and fills them in with str.format_map.
+Nothing here reads a clock: the caller passes `today`.
+
+Besides the permit stages, `render_message` renders a points touch (stage POINTS_RENEWAL).
+In-person and overdue messages name the last working day that still helps (schedules.deadlines);
+renew_in_person switches to its `when_closed` wording once that day has passed before expiry.
 """
 
 from __future__ import annotations
@@ -10,34 +15,44 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from schedules.deadlines import calendar_is_official, last_working_day_on_or_before
+from schedules.findings_text import holder_findings_text, holder_phrases
+from schedules.points import POINTS_RENEWAL
+from schedules.stages import ACCUMULATION_RESET, EXPIRED_GRACE, RENEW_IN_PERSON
+from schedules.texts import (
+    DEFAULT_LOCALE,
+    MESSAGE_KINDS,
+    SUPPORTED_LOCALES,
+    count,
+    format_date,
+    join,
+    normalize_locale,
+    sms_segments,
+    templates,
+    years_months,
+)
 
-from schedules.stages import STAGES
+__all__ = [
+    "CHANNELS", "DEFAULT_LOCALE", "HOUSING_TYPES", "MESSAGE_KINDS", "POINTS_RENEWAL", "SUPPORTED_LOCALES",
+    "MessageContext", "RenderedMessage", "materials", "normalize_locale", "render_message", "sms_segments",
+]
 
-SUPPORTED_LOCALES: tuple[str, ...] = ("zh-CN", "en")
-DEFAULT_LOCALE = "zh-CN"
 CHANNELS: tuple[str, ...] = ("sms", "email")
 HOUSING_TYPES: tuple[str, ...] = ("own", "relative", "rental", "dormitory")
 _FALLBACK_HOUSING = "default"  # templates key for an unknown housing type
-_STAGE_KEYS = ("sms", "email_subject", "email_body")
-
-# GSM 03.38: the basic table costs one septet a character, the extension table two (escape + char).
-_GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
-_GSM_SINGLE, _GSM_PART = 160, 153  # a split message loses 7 septets a part to the UDH
-_UCS2_SINGLE, _UCS2_PART = 70, 67
-
 
 @dataclass(frozen=True)
 class MessageContext:
-    stage: str
+    """Everything a message says. The optional fields have defaults so older callers still work.
+
+    For stage `points_renewal` (a points touch) `touch_day` is relative to points_valid_until,
+    which must be given, and `findings` are the holder-actionable finding codes to name; the
+    permit dates are still the holder's (templates may mention them).
+    """
+
+    stage: str  # a stage of schedules.stages, or POINTS_RENEWAL
     touch_day: int  # relative to expires_on: -30 = 30 days before, +1 = day after
     today: date  # the day the message is rendered (holder's time zone)
     expires_on: date
@@ -46,6 +61,16 @@ class MessageContext:
     name: str | None = None
     housing_type: str | None = None  # own | relative | rental | dormitory | None
     eligibility_reasons: tuple[str, ...] = ()
+    # The last working day on or before expires_on / grace_ends_on / reset_ends_on
+    # (schedules.deadlines). None: worked out here from the same calendar.
+    last_day_in_person: date | None = None
+    last_day_in_grace: date | None = None
+    last_day_before_lapse: date | None = None
+    # Accumulated holding (years, months) as of `today` (schedules.accumulation.accumulated);
+    # None when unknown. Overdue messages name it as what is at stake.
+    accumulated: tuple[int, int] | None = None
+    findings: tuple[str, ...] = ()  # points_renewal: finding codes the holder can act on
+    points_valid_until: date | None = None  # points_renewal: last valid day of the points
 
 
 @dataclass(frozen=True)
@@ -53,50 +78,6 @@ class RenderedMessage:
     subject: str | None  # None for sms
     body: str
     segments: int  # SMS segments; 0 for email
-
-
-def normalize_locale(locale: str | None) -> str:
-    """Map "zh", "zh_cn", "en-US", "EN"... to a supported locale; anything else to the default."""
-    if not locale or not locale.strip():
-        return DEFAULT_LOCALE
-    tag = locale.strip().split(".")[0].replace("_", "-").lower()
-    for supported in SUPPORTED_LOCALES:
-        if tag == supported.lower():
-            return supported
-    language = tag.split("-")[0]
-    for supported in SUPPORTED_LOCALES:
-        if language == supported.split("-")[0].lower():
-            return supported
-    return DEFAULT_LOCALE
-
-
-@lru_cache(maxsize=None)
-def _templates(locale: str) -> dict[str, Any]:
-    text = resources.files("schedules").joinpath(f"templates/{locale}.yaml").read_text(encoding="utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
-    # Fail on first load, not on the first holder who reaches a stage with a hole in it.
-    stages = data.get("stages") or {}
-    missing = [f"{s}.{k}" for s in STAGES for k in _STAGE_KEYS if k not in (stages.get(s) or {})]
-    if missing:
-        raise ValueError(f"templates/{locale}.yaml is missing {', '.join(missing)}")
-    return data
-
-
-def _format_date(day: date, t: dict[str, Any]) -> str:
-    names: list[str] = t.get("month_names") or []
-    month_name = names[day.month - 1] if names else str(day.month)
-    return str(t["date_format"]).format(year=day.year, month=day.month, day=day.day, month_name=month_name)
-
-
-def _count(forms: dict[str, str], n: int) -> str:
-    key = "zero" if n == 0 and "zero" in forms else "one" if n == 1 else "other"
-    return forms[key].format(n=n)
-
-
-def _join(items: list[str], t: dict[str, Any]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return str(t["list_separator"]).join(items[:-1]) + str(t["list_last_separator"]) + items[-1]
 
 
 def _reason_phrases(codes: tuple[str, ...], phrases: dict[str, str]) -> list[str]:
@@ -109,6 +90,15 @@ def _reason_phrases(codes: tuple[str, ...], phrases: dict[str, str]) -> list[str
     return out
 
 
+def _short_reasons(codes: tuple[str, ...], t: dict[str, Any]) -> str:
+    phrases = _reason_phrases(codes, t["reasons_short"])
+    limit = t.get("reasons_short_max")
+    if limit is not None and len(phrases) > int(limit):
+        # A two-segment SMS has no room for every reason: name the first ones and say "etc.".
+        return join(phrases[: int(limit)], t) + str(t["reasons_more"])
+    return join(phrases, t)
+
+
 def _housing_key(housing_type: str | None) -> str:
     key = (housing_type or "").strip().lower()
     return key if key in HOUSING_TYPES else _FALLBACK_HOUSING
@@ -116,49 +106,126 @@ def _housing_key(housing_type: str | None) -> str:
 
 def materials(housing_type: str | None, locale: str | None) -> list[str]:
     """The in-person materials for a housing type (unknown type: a list naming every proof)."""
-    t = _templates(normalize_locale(locale))
+    t = templates(normalize_locale(locale))
     return list(t["materials"][_housing_key(housing_type)])
 
 
-def _fields(ctx: MessageContext, t: dict[str, Any]) -> dict[str, Any]:
+def _last_days(ctx: MessageContext) -> tuple[date, date, date]:
+    """The last working day on or before expiry, the end of grace and the end of the reset window."""
+    return (
+        ctx.last_day_in_person or last_working_day_on_or_before(ctx.expires_on),
+        ctx.last_day_in_grace or last_working_day_on_or_before(ctx.grace_ends_on),
+        ctx.last_day_before_lapse or last_working_day_on_or_before(ctx.reset_ends_on),
+    )
+
+
+def _deadline_fields(ctx: MessageContext, t: dict[str, Any]) -> dict[str, Any]:
+    in_person, in_grace, before_lapse = _last_days(ctx)
+    fields: dict[str, Any] = {}
+    for day_field, note_field, calendar_day, last in (
+        ("last_day_in_person", "in_person_note", ctx.expires_on, in_person),
+        ("last_day_in_grace", "grace_note", ctx.grace_ends_on, in_grace),
+        ("last_day_before_lapse", "lapse_note", ctx.reset_ends_on, before_lapse),
+    ):
+        fields[day_field] = format_date(last, t)
+        # Emails say why the day named is earlier than the date itself (a weekend or holiday).
+        note = str(t["workday_note"]).format(date=format_date(calendar_day, t), last=format_date(last, t))
+        fields[note_field] = note if last != calendar_day else ""
+    # The note concerns only the days this message names (a December expiry's grace runs into
+    # a year that may have no arrangement yet, which an in-person reminder does not mention).
+    named = {
+        RENEW_IN_PERSON: (ctx.expires_on, in_person, *((ctx.grace_ends_on,) if ctx.today > in_person else ())),
+        EXPIRED_GRACE: (ctx.grace_ends_on, in_grace),
+        ACCUMULATION_RESET: (ctx.reset_ends_on, before_lapse),
+    }.get(ctx.stage, ())
+    fields["calendar_note"] = "" if calendar_is_official(*named) else str(t["calendar_note"])
+    fields["grace_days"] = (ctx.grace_ends_on - ctx.expires_on).days
+    years, months = ctx.accumulated or (0, 0)
+    fields["accumulated"] = years_months(years, months, t) if _accumulated_known(ctx) else ""
+    return fields
+
+
+def _accumulated_known(ctx: MessageContext) -> bool:
+    # (0, 0) is nothing at stake: the messages then use their general words about the years.
+    return ctx.accumulated is not None and any(ctx.accumulated)
+
+
+def _points_fields(ctx: MessageContext, t: dict[str, Any], locale: str) -> dict[str, Any]:
+    if ctx.points_valid_until is None:
+        raise ValueError("a points_renewal message needs points_valid_until")
+    days_left = (ctx.points_valid_until - ctx.today).days
+    return {
+        "points_valid_until": format_date(ctx.points_valid_until, t),
+        "points_countdown": count(t["countdown"], max(days_left, 0)),
+        "findings_short": holder_findings_text(ctx.findings, locale, short=True),
+        "findings_text": holder_findings_text(ctx.findings, locale, short=False),
+        "findings_list": "\n".join(f"- {p}" for p in holder_phrases(ctx.findings, locale, short=False)),
+    }
+
+
+def _fields(ctx: MessageContext, t: dict[str, Any], locale: str) -> dict[str, Any]:
     name = (ctx.name or "").strip()
     days_left = (ctx.expires_on - ctx.today).days
     housing = _housing_key(ctx.housing_type)
     fields: dict[str, Any] = {
         "name": name,
         "hello": t["greeting"]["named" if name else "anonymous"].format(name=name),
-        "expires_on": _format_date(ctx.expires_on, t),
-        "grace_ends_on": _format_date(ctx.grace_ends_on, t),
-        "reset_ends_on": _format_date(ctx.reset_ends_on, t),
-        "today": _format_date(ctx.today, t),
+        "expires_on": format_date(ctx.expires_on, t),
+        "grace_ends_on": format_date(ctx.grace_ends_on, t),
+        "reset_ends_on": format_date(ctx.reset_ends_on, t),
+        "today": format_date(ctx.today, t),
         "days_left": days_left,
         "overdue": -days_left,
         # Clamped so a message rendered on the "wrong" side of expiry never says "-3 days".
-        "countdown": _count(t["countdown"], max(days_left, 0)),
-        "overdue_text": _count(t["overdue_count"], max(-days_left, 0)),
-        "reasons": _join(_reason_phrases(ctx.eligibility_reasons, t["reasons"]), t),
-        "reasons_short": _join(_reason_phrases(ctx.eligibility_reasons, t["reasons_short"]), t),
+        "countdown": count(t["countdown"], max(days_left, 0)),
+        "overdue_text": count(t["overdue_count"], max(-days_left, 0)),
+        "reasons": join(_reason_phrases(ctx.eligibility_reasons, t["reasons"]), t),
+        "reasons_short": _short_reasons(ctx.eligibility_reasons, t),
         "materials_sms": t["materials_sms"][housing],
         "materials_list": "\n".join(f"- {item}" for item in t["materials"][housing]),
+        **_deadline_fields(ctx, t),
     }
+    if ctx.stage == POINTS_RENEWAL:
+        fields.update(_points_fields(ctx, t, locale))
     # Shared phrases are filled first, so templates use them like any other field.
     for key, phrase in (t.get("phrases") or {}).items():
         fields[key] = str(phrase).format_map(fields)
     return fields
 
 
+def _spec(ctx: MessageContext, t: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] | None = t["stages"].get(ctx.stage)
+    if spec is None:
+        raise ValueError(f"unknown stage {ctx.stage!r}; expected one of {MESSAGE_KINDS}")
+    if ctx.eligibility_reasons:
+        # Known not eligible for auto-renewal: the stage's in-person wording, with the reasons.
+        spec = {**spec, **(spec.get("when_reasons") or {})}
+    if ctx.stage == RENEW_IN_PERSON and ctx.today > _last_days(ctx)[0]:
+        # The centre has no working day left before expiry (a weekend or holiday): say what
+        # still helps, the end of grace, rather than a day that has passed.
+        spec = {**spec, **(spec.get("when_closed") or {})}
+    return spec
+
+
+def _years_phrases(spec: dict[str, Any], fields: dict[str, Any], known: bool) -> dict[str, str]:
+    # What happens to the accumulated years, with the figure when it is known (overdue stages).
+    out = {}
+    for key in ("years", "years_email"):
+        forms = spec.get(key) or {}
+        phrase = forms.get("known" if known else "unknown", "")
+        out[key] = str(phrase).format_map(fields)
+    return out
+
+
 def render_message(channel: str, locale: str | None, ctx: MessageContext) -> RenderedMessage:
     """Render one touch. Unknown stage or channel is a caller bug: ValueError."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
-    t = _templates(normalize_locale(locale))
-    spec: dict[str, Any] | None = t["stages"].get(ctx.stage)
-    if spec is None:
-        raise ValueError(f"unknown stage {ctx.stage!r}; expected one of {STAGES}")
-    if ctx.eligibility_reasons:
-        # Known not eligible for auto-renewal: the stage's in-person wording, with the reasons.
-        spec = {**spec, **(spec.get("when_reasons") or {})}
-    fields = _fields(ctx, t)
+    loc = normalize_locale(locale)
+    t = templates(loc)
+    spec = _spec(ctx, t)
+    fields = _fields(ctx, t, loc)
+    fields.update(_years_phrases(spec, fields, _accumulated_known(ctx)))
     if channel == "sms":
         body = str(spec["sms"]).format_map(fields).strip()
         return RenderedMessage(None, body, sms_segments(body))
@@ -166,27 +233,3 @@ def render_message(channel: str, locale: str | None, ctx: MessageContext) -> Ren
     # Empty optional paragraphs must not leave gaps of blank lines behind.
     body = re.sub(r"\n{3,}", "\n\n", str(spec["email_body"]).format_map(fields)).strip() + "\n"
     return RenderedMessage(subject, body, 0)
-
-
-def sms_segments(text: str) -> int:
-    """How many SMS parts `text` takes: GSM-7 if every character fits, else UCS-2.
-
-    Empty text is 0 (nothing to send); any other text is at least 1.
-    """
-    if not text:
-        return 0
-    if all(c in _GSM_BASIC or c in _GSM_EXTENSION for c in text):
-        units = [2 if c in _GSM_EXTENSION else 1 for c in text]
-        single, part = _GSM_SINGLE, _GSM_PART
-    else:
-        units = [len(c.encode("utf-16-le")) // 2 for c in text]  # UTF-16 code units
-        single, part = _UCS2_SINGLE, _UCS2_PART
-    if sum(units) <= single:
-        return 1
-    # Split as handsets do: an escape pair or a surrogate pair never straddles two parts.
-    parts, used = 1, 0
-    for unit in units:
-        if used + unit > part:
-            parts, used = parts + 1, 0
-        used += unit
-    return parts

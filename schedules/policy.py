@@ -66,6 +66,18 @@ class EligibilityPolicy:
 
 
 @dataclass(frozen=True)
+class WorkingDayTouch:
+    """One extra touch when the centre closes early: if the last working day on or before expiry
+    comes before `when_last_working_day_before` (a day relative to expires_on, the -3 touch),
+    `stage` gets one more touch `working_days_before` working days before that last working day."""
+
+    stage: str
+    when_last_working_day_before: int
+    working_days_before: int
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     title: str
@@ -74,6 +86,7 @@ class Policy:
     channels: tuple[str, ...]
     eligibility: EligibilityPolicy
     stages: tuple[StagePolicy, ...]
+    working_day_touch: WorkingDayTouch | None = None  # None: touch days are only the listed ones
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -143,6 +156,20 @@ def _stage(raw: dict[str, Any]) -> StagePolicy:
     return StagePolicy(name, windows, touches, str(raw.get("source", "")))
 
 
+def _working_day_touch(raw: dict[str, Any] | None) -> WorkingDayTouch | None:
+    if raw is None:
+        return None
+    try:
+        return WorkingDayTouch(
+            stage=str(raw["stage"]),
+            when_last_working_day_before=int(raw["when_last_working_day_before"]),
+            working_days_before=int(raw["working_days_before"]),
+            source=str(raw.get("source", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyError(f"working_day_touch is malformed: {raw!r}") from exc
+
+
 def _validate(policy: Policy) -> None:
     names = policy.stage_names
     if len(set(names)) != len(names):
@@ -159,6 +186,12 @@ def _validate(policy: Policy) -> None:
         for touch in stage.touches:
             if not any(stage.matches(-touch, eligible) for eligible in (True, False)):
                 raise PolicyError(f"touch {touch:+d} of {stage.name} falls outside the stage")
+    extra = policy.working_day_touch
+    if extra is not None:
+        if extra.stage not in names:
+            raise PolicyError(f"working_day_touch names unknown stage {extra.stage!r}")
+        if extra.working_days_before < 1:
+            raise PolicyError("working_day_touch working_days_before must be 1 or more")
     if not policy.channels or set(policy.channels) - {"sms", "email"}:
         raise PolicyError("channels must be a non-empty list of sms and email")
 
@@ -179,6 +212,7 @@ def policy_from_mapping(raw: dict[str, Any]) -> Policy:
                 rental_housing_types=frozenset(elig.get("rental_housing_types") or ("rental",)),
             ),
             stages=tuple(_stage(s) for s in raw["stages"]),
+            working_day_touch=_working_day_touch(raw.get("working_day_touch")),
         )
     except (KeyError, TypeError) as exc:
         raise PolicyError(f"policy is missing or has a malformed field: {exc}") from exc

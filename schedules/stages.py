@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 
-from schedules.policy import Policy
+from schedules.deadlines import last_working_day_on_or_before, working_days_before
+from schedules.policy import Policy, WorkingDayTouch
 
 # Stage names, exactly as in RULES.md (the policy file must use the same).
 VALID = "valid"
@@ -95,6 +97,43 @@ def stage_for(days_left: int, eligible: bool, policy: Policy) -> str:
     raise AssertionError("policy validation guarantees one stage per day")  # pragma: no cover
 
 
+@lru_cache(maxsize=4096)
+def _working_day_touch_day(expires_on: date, rule: WorkingDayTouch) -> int | None:
+    # Cached per expiry date: a scan evaluates ~11k holders but only a few hundred expiry dates.
+    last = last_working_day_on_or_before(expires_on)
+    if (last - expires_on).days >= rule.when_last_working_day_before:
+        return None
+    return (working_days_before(last, rule.working_days_before) - expires_on).days
+
+
+def working_day_touch_day(expires_on: date, policy: Policy) -> int | None:
+    """The extra touch day (relative to expires_on) a holiday adds before expiry, or None.
+
+    Policy `working_day_touch`: when the last working day on or before expiry falls before the
+    -3 touch, one touch goes out 3 working days before that last working day. The day is the
+    same for every holder with this expiry; whether it is sent depends on their stage that day.
+    """
+    rule = policy.working_day_touch
+    return None if rule is None else _working_day_touch_day(expires_on, rule)
+
+
+def stage_touches(stage: str, expires_on: date, policy: Policy) -> tuple[int, ...]:
+    """The stage's touch days for this expiry date, ascending: the policy's own, plus the
+    working-day touch when it belongs to this stage and is not already a touch day.
+
+    Every function here reads touch days through this, so evaluate, planned_touches and
+    next_touch_on agree on them.
+    """
+    touches = policy.stage(stage).touches
+    rule = policy.working_day_touch
+    if rule is None or rule.stage != stage:
+        return touches
+    extra = _working_day_touch_day(expires_on, rule)
+    if extra is None or extra in touches:
+        return touches
+    return tuple(sorted((*touches, extra)))
+
+
 def latest_due_touch(stage: str, expires_on: date, today: date, policy: Policy) -> Touch | None:
     """The stage's latest touch on or before today.
 
@@ -102,7 +141,7 @@ def latest_due_touch(stage: str, expires_on: date, today: date, policy: Policy) 
     outbox key makes it a no-op) until the next touch day comes round.
     """
     offset = (today - expires_on).days
-    due = [day for day in policy.stage(stage).touches if day <= offset]
+    due = [day for day in stage_touches(stage, expires_on, policy) if day <= offset]
     if not due:
         return None
     day = max(due)
@@ -137,7 +176,7 @@ def planned_touches(facts: HolderFacts, today: date, policy: Policy) -> list[Tou
     elig = eligibility(facts, policy).eligible
     planned: list[Touch] = []
     for stage in policy.stages:
-        for day in stage.touches:
+        for day in stage_touches(stage.name, facts.expires_on, policy):
             on = facts.expires_on + timedelta(days=day)
             if on > today and stage_for(-day, elig, policy) == stage.name:
                 planned.append(Touch(stage.name, day, on))
@@ -150,12 +189,14 @@ def next_touch_on(facts: HolderFacts, today: date, policy: Policy) -> date | Non
     `next_due_on`, so a day's scan reads only the holders it concerns."""
     offset = (today - facts.expires_on).days
     eligible = eligibility(facts, policy).eligible
-    for day in sorted({d for stage in policy.stages for d in stage.touches}):
-        if day > offset and any(
-            day in stage.touches and stage.name == stage_for(-day, eligible, policy) for stage in policy.stages
-        ):
-            return facts.expires_on + timedelta(days=day)
-    return None
+    # A touch day counts only when the holder is in that touch's stage on it, as in evaluate.
+    days = {
+        day
+        for stage in policy.stages
+        for day in stage_touches(stage.name, facts.expires_on, policy)
+        if day > offset and stage.name == stage_for(-day, eligible, policy)
+    }
+    return facts.expires_on + timedelta(days=min(days)) if days else None
 
 
 def key_dates(expires_on: date, policy: Policy) -> dict[str, date]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from itertools import combinations
 
@@ -9,6 +11,7 @@ import pytest
 
 from schedules.messages import (
     DEFAULT_LOCALE,
+    POINTS_RENEWAL,
     SUPPORTED_LOCALES,
     MessageContext,
     RenderedMessage,
@@ -50,19 +53,27 @@ TOUCH_DAY = {
     ACCUMULATION_RESET: 61,
     LAPSED: 91,
 }
+# 2027 has no official arrangement yet: 5 February 2027 (除夕) is a statutory day off and 7 March a
+# Sunday, so the last working days of grace and before the lapse are 4 and 5 March 2027.
 KEY_DATE = {
-    "zh-CN": {"expires_on": "2026年12月7日", "grace_ends_on": "2027年2月5日", "reset_ends_on": "2027年3月7日"},
-    "en": {"expires_on": "7 December 2026", "grace_ends_on": "5 February 2027", "reset_ends_on": "7 March 2027"},
+    "zh-CN": {"expires_on": "2026年12月7日", "grace_ends_on": "2027年2月5日", "reset_ends_on": "2027年3月7日",
+              "last_day_in_grace": "2027年2月4日", "last_day_before_lapse": "2027年3月5日"},
+    "en": {"expires_on": "7 December 2026", "grace_ends_on": "5 February 2027", "reset_ends_on": "7 March 2027",
+           "last_day_in_grace": "4 February 2027", "last_day_before_lapse": "5 March 2027"},
 }
+# The date each stage's SMS and subject must name: for in-person and overdue stages the last
+# working day that still helps (7 December 2026 is a Monday, so it is the expiry date itself).
 STAGE_KEY_DATE = {
     VALID: "expires_on",
     UPCOMING: "expires_on",
     AUTO_RENEWAL_WINDOW: "expires_on",
     RENEW_IN_PERSON: "expires_on",
-    EXPIRED_GRACE: "grace_ends_on",
-    ACCUMULATION_RESET: "reset_ends_on",
+    EXPIRED_GRACE: "last_day_in_grace",
+    ACCUMULATION_RESET: "last_day_before_lapse",
     LAPSED: "expires_on",
 }
+# The calendar date itself, which the email still names beside the working day.
+STAGE_CALENDAR_DATE = {EXPIRED_GRACE: "grace_ends_on", ACCUMULATION_RESET: "reset_ends_on"}
 OVERDUE_STAGES = (EXPIRED_GRACE, ACCUMULATION_RESET, LAPSED)
 
 
@@ -107,6 +118,8 @@ def test_every_stage_renders_with_its_key_date(stage: str, locale: str, channel:
         assert msg.subject is None and msg.segments == sms_segments(msg.body) >= 1
     else:
         assert msg.subject and key_date in msg.subject and msg.segments == 0
+        if stage in STAGE_CALENDAR_DATE:
+            assert KEY_DATE[locale][STAGE_CALENDAR_DATE[stage]] in msg.body
 
 
 def test_dates_are_written_the_local_way() -> None:
@@ -127,27 +140,50 @@ def test_expiry_day_says_today_not_zero_days() -> None:
     assert "0 days" not in render_message("sms", "en", make_ctx(RENEW_IN_PERSON, day=0)).body
 
 
+LONG_DATE = date(2027, 12, 28)  # 11 characters in Chinese: the longest a date gets
+WITH_REASONS = (UPCOMING, RENEW_IN_PERSON)  # stages with a when_reasons wording
+ACCUMULATED = (None, (0, 0), (4, 2), (99, 11))  # (99, 11): the longest figure, 7 characters
+
+
+def worst_case_contexts(stage: str, housing: str | None, name: str) -> Iterator[MessageContext]:
+    """Every wording of the stage, with each variable part at its longest.
+
+    Reasons only change the stages that have a when_reasons wording, the accumulated figure only
+    the overdue ones, and the passed last working day only renew_in_person (its when_closed
+    wording), so each is varied only where it matters.
+    """
+    reason_combos = REASON_COMBOS if stage in WITH_REASONS else [()]
+    figures = ACCUMULATED if stage in OVERDUE_STAGES else (None,)
+    for expires_on in (date(2026, 12, 27), date(2026, 10, 28), date(2026, 9, 28)):
+        for day in touch_days(stage):
+            today = expires_on + timedelta(days=day)
+            # A long last day still ahead, or one just passed (the centre closed before expiry).
+            in_person_days = (LONG_DATE, today - timedelta(days=1)) if stage == RENEW_IN_PERSON else (None,)
+            for reasons in reason_combos:
+                for accumulated in figures:
+                    for in_person in in_person_days:
+                        base = make_ctx(stage, day=day, expires_on=expires_on, name=name, housing_type=housing,
+                                        reasons=reasons)
+                        yield replace(base, last_day_in_person=in_person, last_day_in_grace=LONG_DATE,
+                                      last_day_before_lapse=LONG_DATE, accumulated=accumulated)
+
+
 @pytest.mark.parametrize("housing", HOUSING)
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_zh_sms_fits_in_two_segments(stage: str, housing: str | None) -> None:
-    # Worst case: a 4-character name and each key date in turn at its longest (11 characters).
-    for expires_on in (date(2026, 12, 27), date(2026, 10, 28), date(2026, 9, 28)):
-        for day in touch_days(stage):
-            for reasons in REASON_COMBOS:
-                ctx = make_ctx(stage, day=day, expires_on=expires_on, name="欧阳娜娜", housing_type=housing, reasons=reasons)
-                body = render_message("sms", "zh-CN", ctx).body
-                assert len(body) <= 134 and sms_segments(body) <= 2, (len(body), body)
+    # Worst case: a 4-character name and each date at its longest (11 characters).
+    for ctx in worst_case_contexts(stage, housing, "欧阳娜娜"):
+        body = render_message("sms", "zh-CN", ctx).body
+        assert len(body) <= 134 and sms_segments(body) <= 2, (len(body), body)
 
 
 @pytest.mark.parametrize("housing", HOUSING)
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_en_sms_is_gsm7_and_at_most_four_segments(stage: str, housing: str | None) -> None:
-    for day in touch_days(stage):
-        for reasons in REASON_COMBOS:
-            ctx = make_ctx(stage, day=day, expires_on=date(2026, 9, 28), name="Alex Chen", housing_type=housing, reasons=reasons)
-            body = render_message("sms", "en", ctx).body
-            assert body.isascii(), body  # stays in the cheap GSM-7 encoding
-            assert sms_segments(body) <= 4, body
+    for ctx in worst_case_contexts(stage, housing, "Alex Chen"):
+        body = render_message("sms", "en", ctx).body
+        assert body.isascii(), body  # stays in the cheap GSM-7 encoding
+        assert sms_segments(body) <= 4, body
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
@@ -338,3 +374,146 @@ def test_rendered_message_is_immutable() -> None:
 )
 def test_sms_segments_boundaries(text: str, segments: int) -> None:
     assert sms_segments(text) == segments
+
+
+# --- Working days, accumulated years and points (the issue "Beyond the expiry date") ---------------
+
+NATIONAL_DAY_EXPIRY = date(2026, 10, 5)  # a Monday inside the 2026 National Day holiday (10/1–10/7)
+
+
+def national_day_ctx(day: int, **changes: object) -> MessageContext:
+    return replace(make_ctx(RENEW_IN_PERSON, day=day, expires_on=NATIONAL_DAY_EXPIRY), **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("day", [-15, -11, -10])
+def test_in_person_messages_name_the_last_working_day_before_a_holiday(day: int) -> None:
+    # 30 September is the last working day before 5 October (1–7 October are off).
+    ctx = national_day_ctx(day)
+    assert "请最迟于2026年9月30日" in render_message("sms", "zh-CN", ctx).body
+    assert "by 30 September 2026 at the latest" in render_message("sms", "en", ctx).body
+    email = render_message("email", "zh-CN", ctx)
+    assert email.subject and "2026年9月30日" in email.subject and "2026年10月5日为非工作日" in email.body
+    assert "(5 October 2026 is not a working day" in render_message("email", "en", ctx).body
+
+
+def test_an_expiry_on_a_working_day_adds_no_holiday_note() -> None:
+    email = render_message("email", "zh-CN", make_ctx(RENEW_IN_PERSON, day=-10))
+    assert "请最迟于2026年12月7日到居住地" in email.body and "不办公" not in email.body
+
+
+@pytest.mark.parametrize("day", [-3, 0])
+def test_after_the_last_working_day_the_message_names_the_end_of_grace(day: int) -> None:
+    # Touch days stay; what they say changes: grace ends on 4 December 2026, a Friday.
+    ctx = national_day_ctx(day, eligibility_reasons=(ADDRESS_CHANGED,))
+    zh = render_message("sms", "zh-CN", ctx).body
+    assert "到期前已无工作日" in zh and "请最迟于2026年12月4日" in zh and "2026年9月30日" not in zh
+    assert "累计年限继续计算" in zh
+    en = render_message("sms", "en", ctx).body
+    assert "no working day left" in en and "by 4 December 2026 at the latest" in en
+    email = render_message("email", "zh-CN", ctx)
+    assert email.subject and "2026年12月4日" in email.subject and "2026年9月30日已过" in email.body
+
+
+def test_given_last_days_are_used_as_they_are() -> None:
+    ctx = replace(make_ctx(EXPIRED_GRACE), last_day_in_grace=date(2027, 2, 3))
+    assert "请最迟于2027年2月3日" in render_message("sms", "zh-CN", ctx).body
+
+
+def test_a_year_without_the_official_arrangement_says_so_in_the_email() -> None:
+    # Grace and reset windows of a December 2026 expiry run into 2027 (no 调休 data yet).
+    assert "按周一至周五及法定节假日推算" in render_message("email", "zh-CN", make_ctx(EXPIRED_GRACE)).body
+    assert "Monday to Friday" in render_message("email", "en", make_ctx(ACCUMULATION_RESET)).body
+    official = make_ctx(EXPIRED_GRACE, expires_on=date(2026, 3, 2))  # windows end in May 2026
+    assert "推算" not in render_message("email", "zh-CN", official).body
+
+
+def test_overdue_sms_names_the_accumulated_figure_and_the_last_safe_day() -> None:
+    ctx = replace(make_ctx(EXPIRED_GRACE, day=30), accumulated=(4, 2))
+    zh = render_message("sms", "zh-CN", ctx).body
+    assert "逾期超过60天，您已累计的4年2个月将清零" in zh and "请最迟于2027年2月4日" in zh
+    en = render_message("sms", "en", ctx).body
+    assert "more than 60 days late, you lose the 4 years 2 months you have accumulated" in en
+    assert "您已累计的4年2个月继续计算" in render_message("email", "zh-CN", ctx).body
+
+
+@pytest.mark.parametrize(("figure", "zh", "en"), [
+    ((4, 2), "4年2个月", "4 years 2 months"), ((1, 0), "1年", "1 year"), ((0, 1), "1个月", "1 month"),
+    ((0, 11), "11个月", "11 months"), ((10, 1), "10年1个月", "10 years 1 month"),
+])
+def test_accumulated_figures_read_naturally(figure: tuple[int, int], zh: str, en: str) -> None:
+    ctx = replace(make_ctx(ACCUMULATION_RESET), accumulated=figure)
+    assert f"您已累计的{zh}已清零" in render_message("sms", "zh-CN", ctx).body
+    assert f"you have lost the {en} you had accumulated" in render_message("sms", "en", ctx).body
+
+
+@pytest.mark.parametrize("figure", [None, (0, 0)])
+def test_without_a_figure_overdue_sms_use_the_general_words(figure: tuple[int, int] | None) -> None:
+    for stage in OVERDUE_STAGES:
+        body = render_message("sms", "zh-CN", replace(make_ctx(stage), accumulated=figure)).body
+        assert "累计年限" in body and "您已累计的" not in body
+
+
+def test_lapsed_messages_name_the_lost_figure() -> None:
+    ctx = replace(make_ctx(LAPSED), accumulated=(3, 7))
+    assert "您已累计的3年7个月已清零" in render_message("sms", "zh-CN", ctx).body
+    assert "3 years 7 months" in render_message("email", "en", ctx).body
+
+
+# Points touches: the holder hears only about findings they can act on, but every code renders.
+POINTS_UNTIL = date(2026, 12, 28)
+FINDINGS = ("labor_contract_under_one_year", "labor_contract_ending", "social_insurance_gap",
+            "social_insurance_low_base", "employer_renamed", "something_new")
+FINDING_COMBOS = [combo for n in range(1, len(FINDINGS) + 1) for combo in combinations(FINDINGS, n)]
+
+
+def points_ctx(findings: tuple[str, ...], day: int = -60, name: str | None = "张三") -> MessageContext:
+    base = make_ctx(VALID, name=name)
+    return replace(base, stage=POINTS_RENEWAL, touch_day=day, today=POINTS_UNTIL + timedelta(days=day),
+                   points_valid_until=POINTS_UNTIL, findings=findings)
+
+
+@pytest.mark.parametrize("channel", ["sms", "email"])
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_points_renewal_names_the_points_date_and_the_findings(locale: str, channel: str) -> None:
+    msg = render_message(channel, locale, points_ctx(("labor_contract_ending",)))
+    assert ("2026年12月28日" if locale == "zh-CN" else "28 December 2026") in msg.body
+    assert ("劳动合同" if locale == "zh-CN" else "labour contract") in msg.body
+    assert "{" not in msg.body and "}" not in msg.body
+    if channel == "email":
+        assert msg.subject and "\n\n\n" not in msg.body
+
+
+def test_points_sms_fit_their_budgets_for_every_combination_of_findings() -> None:
+    for findings in FINDING_COMBOS:
+        for day in (-60, -30):
+            zh = render_message("sms", "zh-CN", points_ctx(findings, day, "欧阳娜娜")).body
+            assert zh.startswith("【居住证提醒】") and zh.endswith("回T退订")
+            assert len(zh) <= 134 and sms_segments(zh) <= 2, (len(zh), zh)
+            en = render_message("sms", "en", points_ctx(findings, day, "Alex Chen")).body
+            assert en.isascii() and sms_segments(en) <= 4, en
+
+
+def test_points_email_lists_each_finding_once_as_a_bullet() -> None:
+    body = render_message("email", "zh-CN", points_ctx(("labor_contract_ending", "labor_contract_ending"))).body
+    assert body.count("- 您的劳动合同") == 1
+    assert "还剩60天" in body
+
+
+def test_an_unknown_finding_code_gets_general_words() -> None:
+    assert "部分材料有待核实" in render_message("sms", "zh-CN", points_ctx(("something_new",))).body
+
+
+def test_a_points_message_needs_the_points_date() -> None:
+    with pytest.raises(ValueError, match="points_valid_until"):
+        render_message("sms", "zh-CN", replace(points_ctx(("employer_renamed",)), points_valid_until=None))
+
+
+def test_many_reasons_are_shortened_in_a_chinese_sms() -> None:
+    body = render_message("sms", "zh-CN", make_ctx(RENEW_IN_PERSON, reasons=REASONS)).body
+    assert "因地址变更、单位变更等无法自动签注" in body
+
+
+def test_the_calendar_note_concerns_only_the_days_a_message_names() -> None:
+    # A December expiry's grace runs into 2027, but the in-person reminder names only 2026 days.
+    assert "推算" not in render_message("email", "zh-CN", make_ctx(RENEW_IN_PERSON, day=-10)).body
+    assert "推算" in render_message("email", "zh-CN", make_ctx(RENEW_IN_PERSON, expires_on=date(2027, 1, 15))).body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -17,7 +19,10 @@ from schedules.stages import (
     eligibility,
     evaluate,
     key_dates,
+    next_touch_on,
     planned_touches,
+    stage_touches,
+    working_day_touch_day,
 )
 
 POLICY = default_policy()
@@ -195,8 +200,6 @@ def test_a_touch_outside_its_stage_is_rejected() -> None:
 @pytest.mark.parametrize("days_left", DAYS)
 @pytest.mark.parametrize("facts", [ELIGIBLE, INELIGIBLE], ids=["eligible", "not-eligible"])
 def test_next_touch_on_is_the_first_later_day_with_a_new_due_touch(days_left: int, facts: HolderFacts) -> None:
-    from schedules.stages import next_touch_on
-
     today = EXPIRES - timedelta(days=days_left)
     nxt = next_touch_on(facts, today, POLICY)
     due_today = evaluate(facts, today, POLICY).due_touch
@@ -208,3 +211,114 @@ def test_next_touch_on_is_the_first_later_day_with_a_new_due_touch(days_left: in
             found = day
             break
     assert nxt == found
+
+
+# --- The working-day touch: a holiday closes the centre before the -3 touch -----------------------
+
+
+@pytest.mark.parametrize(("expires_on", "extra"), [
+    # 2026 National Day (10/1–10/7): the last working day is 9/30; three working days before it
+    # skip the weekend and Mid-Autumn (Friday 9/25) to Thursday 9/24.
+    (date(2026, 10, 5), -11),
+    (date(2026, 10, 7), -13),
+    (date(2026, 10, 3), None),  # 9/30 is day -3 itself: the -3 touch still comes in time
+    (date(2026, 10, 4), -10),  # falls on the -10 touch: no extra touch (see below)
+    (date(2026, 10, 1), None),  # last working day 9/30 is day -1: after the -3 touch
+    (date(2026, 10, 8), None),  # a working day
+    # 2026 Spring Festival (2/15–2/23): last working day Saturday 2/14, then 2/11.
+    (date(2026, 2, 23), -12),
+    (date(2026, 2, 18), -7),
+    # 2025 National Day (10/1–10/8): 9/30, then 9/26 (Sunday 9/28 is worked).
+    (date(2025, 10, 8), -12),
+    # 2025 Spring Festival (1/28–2/4): 1/27, then 1/23 (Sunday 1/26 is worked).
+    (date(2025, 2, 4), -12),
+    # Ordinary weekends: a Monday expiry's last working day is Friday, day -3: no extra touch.
+    (date(2026, 12, 7), None),
+    (date(2026, 12, 6), None),
+    # A three-day weekend never triggers it: expiring on Qingming Monday 2026-04-06, the last
+    # working day is Friday 4/3, day -3.
+    (date(2026, 4, 6), None),
+])
+def test_the_extra_touch_day_follows_the_official_calendar(expires_on: date, extra: int | None) -> None:
+    assert working_day_touch_day(expires_on, POLICY) == extra
+
+
+def test_the_extra_touch_joins_renew_in_person_only_when_it_is_a_new_day() -> None:
+    assert stage_touches("renew_in_person", date(2026, 10, 5), POLICY) == (-15, -11, -10, -3, 0)
+    assert stage_touches("renew_in_person", date(2026, 10, 4), POLICY) == (-15, -10, -3, 0)
+    assert stage_touches("renew_in_person", date(2026, 12, 7), POLICY) == (-15, -10, -3, 0)
+    assert stage_touches("upcoming", date(2026, 10, 5), POLICY) == (-30,)
+
+
+NATIONAL_DAY = date(2026, 10, 5)
+
+
+def test_a_holder_who_must_go_in_person_gets_the_extra_touch_on_its_day() -> None:
+    facts = HolderFacts(expires_on=NATIONAL_DAY, changed_since_endorsement=frozenset({"address"}))
+    on = date(2026, 9, 24)
+    due = evaluate(facts, on, POLICY).due_touch
+    assert due is not None and (due.stage, due.day, due.on) == ("renew_in_person", -11, on)
+    day_before = evaluate(facts, on - timedelta(days=1), POLICY).due_touch
+    assert day_before is not None and day_before.day == -15
+    assert next_touch_on(facts, on - timedelta(days=1), POLICY) == on
+    assert next_touch_on(facts, on, POLICY) == date(2026, 9, 25)  # the -10 touch
+    plan = [(t.stage, t.day) for t in planned_touches(facts, date(2026, 9, 1), POLICY)]
+    assert plan[:4] == [("upcoming", -30), ("renew_in_person", -15), ("renew_in_person", -11),
+                        ("renew_in_person", -10)]
+
+
+def test_an_eligible_holder_is_still_in_auto_renewal_on_that_day_and_skips_it() -> None:
+    # Day -11 is auto_renewal_window for them; their first in-person touch (-10, 9/25) already
+    # comes within the last three working days (9/28, 9/29, 9/30).
+    facts = HolderFacts(expires_on=NATIONAL_DAY)
+    due = evaluate(facts, date(2026, 9, 24), POLICY).due_touch
+    assert due is not None and (due.stage, due.day) == ("auto_renewal_window", -15)
+    assert ("renew_in_person", -11) not in [(t.stage, t.day) for t in planned_touches(facts, date(2026, 9, 1), POLICY)]
+    assert next_touch_on(facts, date(2026, 9, 20), POLICY) == date(2026, 9, 25)
+
+
+HOLIDAY_EXPIRIES = [date(2026, 10, 5), date(2026, 10, 7), date(2026, 2, 23), date(2026, 2, 18),
+                    date(2025, 10, 8), date(2025, 2, 4), date(2026, 4, 6), date(2031, 10, 3)]
+
+
+@pytest.mark.parametrize("expires_on", HOLIDAY_EXPIRIES, ids=str)
+@pytest.mark.parametrize("changed", [frozenset(), frozenset({"address"})], ids=["eligible", "not-eligible"])
+def test_next_touch_on_matches_evaluate_day_by_day_around_holidays(expires_on: date, changed: frozenset[str]) -> None:
+    facts = HolderFacts(expires_on=expires_on, changed_since_endorsement=changed)
+    dues = {}
+    day = expires_on - timedelta(days=45)
+    while day <= expires_on + timedelta(days=100):
+        dues[day] = evaluate(facts, day, POLICY).due_touch
+        day += timedelta(days=1)
+    for today in sorted(dues)[:-1]:
+        expected = next((d for d in sorted(dues) if d > today and dues[d] != dues[today]), None)
+        assert next_touch_on(facts, today, POLICY) == expected, today
+        # The planned touches are exactly the touches still to become due.
+        planned = planned_touches(facts, today, POLICY)
+        assert [t.on for t in planned] == sorted({t.on for d, t in dues.items() if t and d > today and t.on > today})
+
+
+def test_a_policy_without_a_working_day_touch_keeps_its_touches() -> None:
+    policy = replace(POLICY, working_day_touch=None)
+    assert working_day_touch_day(NATIONAL_DAY, policy) is None
+    assert stage_touches("renew_in_person", NATIONAL_DAY, policy) == (-15, -10, -3, 0)
+
+
+def test_a_working_day_touch_for_an_unknown_stage_is_rejected() -> None:
+    raw = _raw_policy()
+    raw["working_day_touch"] = {"stage": "nope", "when_last_working_day_before": -3, "working_days_before": 3}
+    with pytest.raises(PolicyError, match="unknown stage"):
+        policy_from_mapping(raw)
+
+
+def test_evaluation_stays_fast_for_a_whole_registry() -> None:
+    # ~11k holders over a year of expiry dates: the calendar is looked up once per expiry date.
+    holders = [HolderFacts(expires_on=date(2026, 1, 1) + timedelta(days=i % 365),
+                           changed_since_endorsement=frozenset({"address"}) if i % 3 else frozenset())
+               for i in range(11_000)]
+    today = date(2026, 6, 1)
+    started = time.perf_counter()
+    for facts in holders:
+        evaluate(facts, today, POLICY)
+        next_touch_on(facts, today, POLICY)
+    assert time.perf_counter() - started < 5  # generous for slow CI; about 0.3 s on a laptop
