@@ -1,16 +1,25 @@
-"""The HTTP app served by `permit-worker serve`: the HR API (/v1), Twilio webhooks, /healthz."""
+"""The HTTP app served by `permit-worker serve`: the HR API (/v1), Twilio webhooks, /healthz and
+/metrics. The last two read the database only, so every replica answers the same."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from worker.api.auth import RequestRateLimiter, authenticated_team
 from worker.api.errors import install_error_handlers
 from worker.api.holders import holders_router
 from worker.api.limits import BodySizeLimit
+from worker.db import unit_of_work
+from worker.heartbeat import age_seconds, freshest_dispatcher_heartbeat
+from worker.metrics import alive_workers, metrics_registry, scan_status
+from worker.models import utcnow
 from worker.runtime import Runtime
+from worker.web import install_web
 from worker.webhooks import webhook_router
 
 DESCRIPTION = """HR teams register the holders of Shanghai residence permits they employ and see where
@@ -32,11 +41,44 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
+        # 503 only when the database cannot be used: that is what makes this replica useless.
+        # A late scan or a dead dispatcher is reported (and alerted on via /metrics) but keeps
+        # 200, or a probe would restart API pods that cannot fix either.
         try:
             with runtime.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # report, never raise: a probe wants a status code
-            return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+            # The exception's class only: its text can name hosts, and /healthz is unauthenticated.
+            return JSONResponse({"status": "error", "database": type(exc).__name__,
+                                 "reason": f"database unreachable ({type(exc).__name__})"}, status_code=503)
+        now = utcnow()
+        today = now.astimezone(s.tz).date()
+        try:
+            with unit_of_work(runtime.factory) as session:
+                scans = scan_status(session, today)
+                heartbeat = freshest_dispatcher_heartbeat(session)
+                alive = alive_workers(session, now)
+        except Exception as exc:  # reachable, but not usable (e.g. schema missing)
+            return JSONResponse({"status": "error", "database": type(exc).__name__,
+                                 "reason": f"database query failed ({type(exc).__name__})"}, status_code=503)
+        age = age_seconds(heartbeat, now)
+        body: dict[str, Any] = {
+            "status": "ok",
+            "database": "ok",
+            "today": today.isoformat(),
+            "last_scan_date": scans.last_finished_date.isoformat() if scans.last_finished_date else None,
+            "scan_finished_today": scans.finished_today,
+            "dispatcher_heartbeat_age_seconds": None if age is None else round(age, 3),
+            "dispatchers_alive": alive.get("all", 0) + alive.get("dispatcher", 0),
+        }
+        return JSONResponse(body)
 
+    # Per app, not prometheus_client's global registry: only the database's numbers.
+    registry = metrics_registry(runtime.factory, s.tz)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    install_web(app, runtime)  # the HR pages under /web (after the middleware: it extends the upload limit)
     return app
