@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run demo test lint clean
+.PHONY: run demo test bench lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "permit-worker needs Python 3.11 or newer")'
@@ -35,6 +35,13 @@ test: $(STAMP)
 	if [ -z "$$url" ] && [ "$$(id -u)" = 0 ]; then url=$$(./.ci/postgres.sh | tail -1) || url=""; fi; \
 	if [ -z "$$url" ]; then echo "note: no PostgreSQL server: running the SQLite half of the suite only"; fi; \
 	PERMIT_TEST_POSTGRES_URL="$$url" $(BIN)/python -m pytest
+
+## bench: scan, import and dispatch figures, SQLite and PostgreSQL side by side (benchmarks/README.md).
+##        BENCH_ARGS=--big adds the 1M-holder registries (the issue's targets; ~10 more minutes).
+##        PostgreSQL: PERMIT_BENCH_POSTGRES_URL, else the local test server; skipped if unreachable.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) permit-worker.db permit-worker.db-wal permit-worker.db-shm .pytest_cache

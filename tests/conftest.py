@@ -20,7 +20,8 @@ from worker.models import Team
 
 POSTGRES_URL = os.environ.get("PERMIT_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
-_TEMPLATE = "permit_template"
+# Per test run, so concurrent runs against one server do not drop each other's template.
+_TEMPLATE = f"permit_template_{os.getpid()}"
 
 
 def _admin(url: str) -> Engine:

@@ -119,8 +119,9 @@ def test_a_warm_stop_finishes_the_message_in_hand_and_leaves_the_rest(tmp_path: 
     settings = Settings(database_url=db_url, send_window="00:00-24:00", dispatch_interval_seconds=0.2)
     runtime = Runtime(settings)
     notifier = SlowNotifier()
+    # Two senders: two messages are in hand when the stop comes, fewer than the five due.
     dispatcher = Dispatcher(runtime.factory, {"sms": notifier, "email": notifier}, runtime.policy, settings.tz,
-                            send_window=settings.send_window_override())
+                            send_window=settings.send_window_override(), concurrency=2)
     daemon = Daemon(runtime, dispatcher=dispatcher)
     worker = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
     worker.start()

@@ -32,10 +32,10 @@ def at(hour: int, minute: int = 0, second: int = 0, days: int = 0) -> datetime:
 
 
 def make_dispatcher(factory: sessionmaker[Session], policy: Policy, notifier: RecordingNotifier,
-                    worker_id: str = "w1", max_attempts: int = 4) -> Dispatcher:
+                    worker_id: str = "w1", max_attempts: int = 4, concurrency: int = 16) -> Dispatcher:
     return Dispatcher(factory, {"sms": notifier, "email": notifier}, policy, SHANGHAI,
                       retry=RetryPolicy(max_attempts=max_attempts, base_seconds=60, max_seconds=3600),
-                      worker_id=worker_id, rng=random.Random(7))
+                      worker_id=worker_id, rng=random.Random(7), concurrency=concurrency)
 
 
 @pytest.fixture
@@ -167,7 +167,10 @@ def test_a_batch_stops_when_asked_and_leaves_the_rest_pending(factory, team, pol
     scan(factory, policy, SHANGHAI, today=TOUCH_DAY, now=at(8))
     notifier = RecordingNotifier()
     calls = iter([False, True])
-    counts = make_dispatcher(factory, policy, notifier).run_batch(now=at(10), should_stop=lambda: next(calls))
+    # One sender, so "the message in hand" is exactly one (with more, a wave of them is in hand:
+    # see test_dispatch_concurrency.py).
+    dispatcher = make_dispatcher(factory, policy, notifier, concurrency=1)
+    counts = dispatcher.run_batch(now=at(10), should_stop=lambda: next(calls))
     assert counts == {"sent": 1}
     with unit_of_work(factory) as session:
         statuses = sorted(session.scalars(select(Notification.status)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 import click
 import structlog
@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifiers import NotifierConfigError
 from schedules.policy import PolicyError
-from worker import cli_registry
+from worker import cli_points, cli_registry
 from worker.cli_common import App, json_line, out, parse_day, parse_moment, pass_app
 from worker.db import upgrade
 from worker.logging_setup import configure_logging
@@ -48,6 +48,7 @@ def db_upgrade(app: App) -> None:
 
 
 cli_registry.register(cli)
+cli_points.register(cli, cli_registry.holders)
 
 
 # -- scan / dispatch / run --------------------------------------------------------------------
@@ -58,10 +59,14 @@ cli_registry.register(cli)
 @pass_app
 def scan_command(app: App, today: date | None, dry_run: bool, as_json: bool) -> None:
     """Evaluate every holder and enqueue the reminders that are due."""
+    from worker.points import scan_points
     from worker.scan import scan
 
     runtime = app.ready()
     report = scan(runtime.factory, runtime.policy, runtime.settings.tz, today=today, dry_run=dry_run)
+    # Points (积分) touches: 60 and 30 days before the points expire, when the holder can act.
+    report.enqueued.extend(scan_points(runtime.factory, runtime.settings.tz, today=today,
+                                       now=datetime.now(timezone.utc), dry_run=dry_run))
     log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
              enqueued=len(report.enqueued), dry_run=dry_run, seconds=round(report.seconds, 3))
     if as_json:
@@ -92,12 +97,15 @@ def dispatch_command(app: App, once: bool, now: datetime | None) -> None:
 
 
 @cli.command("run")
+@click.option("--role", type=click.Choice(["all", "scheduler", "dispatcher"]), default="all", show_default=True,
+              help="scheduler: daily scan, scan watch and HR digest; dispatcher: sending only; all: both. "
+                   "Run one scheduler and any number of dispatchers.")
 @pass_app
-def run_command(app: App) -> None:
+def run_command(app: App, role: str) -> None:
     """Run the daemon: daily scan plus continuous dispatch, until SIGTERM/SIGINT."""
     from worker.daemon import Daemon
 
-    code = Daemon(app.ready()).run()
+    code = Daemon(app.ready(), role=role).run()  # type: ignore[arg-type]  # click.Choice checked it
     sys.exit(code)
 
 

@@ -14,7 +14,7 @@ from worker.db import unit_of_work
 from worker.events import Context, Event, RenewalConfirmed, handle
 from worker.outbox import EnqueuedTouch
 from worker.registry import BadInput
-from worker.roster import parse_roster
+from worker.roster import iter_roster_csv, parse_roster, spool_roster
 from worker.runtime import Runtime
 
 
@@ -86,21 +86,32 @@ def holders() -> None:
 def holders_import(app: App, file: Path, team_slug: str, dry_run: bool) -> None:
     """Import a roster CSV (UTF-8, UTF-8 with BOM or GBK; English or Chinese headers)."""
     try:
-        data = file.read_bytes()
+        stream = file.open("rb")
     except OSError as exc:
         raise BadInput(f"cannot read {file}: {exc.strerror}") from exc
-    rows = parse_roster(data)  # RosterError: every bad row, nothing written
-    runtime = app.ready()
-    with unit_of_work(runtime.factory) as session:
-        team = registry.get_team(session, team_slug)
-        summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
-        enqueued = act_on(session, runtime, summary.events)
-        if dry_run:
-            session.rollback()
+    # Two passes, so memory stays flat in the file size: validate the whole file streaming
+    # (RosterError: every bad row, nothing written), keeping the valid rows in a temporary file;
+    # then write them in chunks, all in one transaction, so a file is still all-or-nothing.
+    with stream, spool_roster(iter_roster_csv(stream)) as rows:
+        runtime = app.ready()
+        # One context for the whole file: its planner's memo of evaluations spans the chunks.
+        ctx = Context(runtime.policy, runtime.settings.tz, datetime.now(timezone.utc))
+        enqueued = 0
+
+        def act(chunk: registry.ImportSummary) -> None:
+            nonlocal enqueued  # each chunk is acted on, counted, then forgotten
+            enqueued += len(handle(session, chunk.events, ctx))
+            ctx.enqueued.clear()
+
+        with unit_of_work(runtime.factory) as session:
+            team = registry.get_team(session, team_slug)
+            counts = registry.import_roster_chunked(session, team, rows, runtime.settings.fingerprint_key, act)
+            if dry_run:
+                session.rollback()
     verb = "would import" if dry_run else "imported"
-    out(f"{verb} {len(rows)} holders into {team_slug}: {len(summary.created)} new, {len(summary.updated)} updated, "
-         f"{len(summary.unchanged)} unchanged, {len(summary.renewed)} renewed; "
-         f"{len(enqueued)} reminder(s) due now {'would be ' if dry_run else ''}enqueued")
+    out(f"{verb} {counts.rows} holders into {team_slug}: {counts.created} new, {counts.updated} updated, "
+         f"{counts.unchanged} unchanged, {counts.renewed} renewed; "
+         f"{enqueued} reminder(s) due now {'would be ' if dry_run else ''}enqueued")
 
 
 @holders.command("list")

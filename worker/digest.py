@@ -27,8 +27,10 @@ from schedules.digest import (
     DigestFailure,
     DigestLine,
     HrNoticeItem,
+    PointsDigestLine,
     render_digest,
 )
+from schedules.points import points_touch_due
 from schedules.policy import Policy
 from schedules.stages import (
     ACCUMULATION_RESET,
@@ -155,8 +157,26 @@ def _gather(session: Session, team: Team, policy: Policy, zone: ZoneInfo, day: d
     content = DigestContent(
         team_name=team.name, day=day, entering_in_person=entering, overdue=overdue, newly_lapsed=lapsed,
         failed=failed, events=[HrNoticeItem(e.kind, e.detail, e.created_at) for e in events],
+        points=_points_lines(session, team.id, day, previous.day),
     )
     return content, [e.id for e in events]
+
+
+def _points_lines(session: Session, team_id: int, day: date, previous_day: date) -> list[PointsDigestLine]:
+    """Holders whose points touch (60 and 30 days before points_valid_until) fell due since the
+    last digest and whose points renewal is at risk: every finding, for HR to act on."""
+    from worker.points import points_facts
+
+    window_end = day + timedelta(days=90)
+    lines: list[PointsDigestLine] = []
+    for holder in session.scalars(select(Holder).where(
+            Holder.team_id == team_id, Holder.points_valid_until >= previous_day,
+            Holder.points_valid_until <= window_end).order_by(Holder.points_valid_until)):
+        touch = points_touch_due(points_facts(session, holder), day)
+        if touch is not None and touch.on > previous_day and touch.findings and holder.points_valid_until:
+            lines.append(PointsDigestLine(holder.external_id, holder.name, holder.points_valid_until,
+                                          touch.findings))
+    return lines
 
 
 def _holder_lines(session: Session, team_id: int, policy: Policy, zone: ZoneInfo, day: date, previous_day: date,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from schedules.accumulation import YearsMonths, accumulated, held_since
 from schedules.messages import MessageContext
 from schedules.policy import Policy
 from schedules.stages import Evaluation, HolderFacts, evaluate, key_dates
@@ -35,9 +36,21 @@ def evaluate_holder(holder: Holder, today: date, policy: Policy) -> Evaluation:
     return evaluate(facts_of(holder), today, policy)
 
 
-def message_context(holder: Holder, stage: str, touch_day: int, today: date, policy: Policy) -> MessageContext:
+def accumulated_of(holder: Holder, today: date) -> YearsMonths | None:
+    """Continuous holding as of today, from accumulation_started_on (else the first registration)."""
+    started = held_since(holder.accumulation_started_on, holder.created_at.date() if holder.created_at else None)
+    if started is None or started > today:
+        return None
+    return accumulated(started, today)
+
+
+def message_context(holder: Holder, stage: str, touch_day: int, today: date, policy: Policy,
+                    findings: tuple[str, ...] = ()) -> MessageContext:
+    """What a message needs. `findings` are the holder-actionable points finding codes (points
+    touches only); the cycle date of a points touch is the holder's points_valid_until."""
     dates = key_dates(holder.expires_on, policy)
     reasons = evaluate_holder(holder, today, policy).eligibility.reasons
+    held = accumulated_of(holder, today)
     return MessageContext(
         stage=stage,
         touch_day=touch_day,
@@ -48,6 +61,9 @@ def message_context(holder: Holder, stage: str, touch_day: int, today: date, pol
         name=holder.name,
         housing_type=holder.housing_type,
         eligibility_reasons=reasons,
+        accumulated=held if held and (held.years or held.months) else None,
+        findings=findings,
+        points_valid_until=holder.points_valid_until,
     )
 
 

@@ -1,17 +1,23 @@
 """Parse and validate HR roster uploads (CSV here, XLSX in `roster_xlsx`). No database code: this
 module only turns bytes into validated `RosterRow`s, or into a `RosterError` listing every problem,
-so a bad file is rejected whole and HR can fix everything in one pass."""
+so a bad file is rejected whole and HR can fix everything in one pass.
+
+Large files stream: `iter_roster_csv` validates record by record, and `spool_roster` parks the
+valid rows in a temporary file for the write pass, so memory stays flat in the file size."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import pickle
 import re
+import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import IO, Any, BinaryIO, Self, TextIO
 
 import phonenumbers
 
@@ -37,6 +43,13 @@ _DATE_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})|([0-9]{4})/([0-9]{1
 # Checked before phonenumbers sees the text, because phonenumbers maps letters to keypad digits.
 _PHONE_RE = re.compile(r"\+?[0-9]+")
 _PHONE_SEPARATORS = re.compile(r"[\s\-]+")
+# A bare 11-digit national mobile number as HR types it, minus the prefixes phonenumbers would
+# treat specially for CN (11x, 12x and 179 begin carrier-selection codes): see normalize_phone.
+_BARE_MOBILE_SHAPE = re.compile(r"1(?:[3-689][0-9]|7[0-8])[0-9]{8}")
+# Bytes read at a time when checking a file's encoding.
+_READ_CHUNK = 1 << 20
+# Validated rows per pickle in a spooled roster.
+SPOOL_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -90,16 +103,22 @@ def normalize_phone(raw: str) -> str:
     text = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", raw))
     if not _PHONE_RE.fullmatch(text):
         raise ValueError("not a mainland China mobile number")
-    try:
-        # Region CN lets phonenumbers take bare national numbers and strip a "86"/"0086" prefix.
-        number = phonenumbers.parse(text, "CN")
-    except phonenumbers.NumberParseException:
-        raise ValueError("not a mainland China mobile number") from None
-    if (
-        not phonenumbers.is_valid_number(number)
-        or phonenumbers.region_code_for_number(number) != "CN"
-        or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE
-    ):
+    if _BARE_MOBILE_SHAPE.fullmatch(text):
+        # What phonenumbers.parse(text, "CN") returns for this shape, without its general
+        # machinery (most of a roster's validation time): no IDD or "86" prefix to strip, and
+        # no carrier code (CN strips 11x/12x/179xx ones, excluded by the shape). Checked against
+        # parse() prefix by prefix in tests/test_roster_streaming.py.
+        number = phonenumbers.PhoneNumber(country_code=86, national_number=int(text))
+    else:
+        try:
+            # Region CN lets phonenumbers take bare national numbers and strip a "86"/"0086" prefix.
+            number = phonenumbers.parse(text, "CN")
+        except phonenumbers.NumberParseException:
+            raise ValueError("not a mainland China mobile number") from None
+    # Country code 86 belongs to region CN alone, and number_type() is MOBILE only for a number
+    # that matches CN's mobile pattern, which is_valid_number() would also accept: so this is
+    # "valid, CN, mobile" with one metadata match instead of three.
+    if number.country_code != 86 or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE:
         raise ValueError("not a mainland China mobile number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -205,10 +224,16 @@ def _parse_row(
     return RosterRow(row=row, present=present, **values)
 
 
-def parse_roster_rows(
+def iter_roster_rows(
     header: Sequence[str], rows: Iterable[tuple[int, Sequence[str]]], *, header_row: int = 1
-) -> list[RosterRow]:
-    """Validate already-split cells, whatever file format they came from.
+) -> Iterator[RosterRow]:
+    """Validate already-split cells as they stream in, whatever file format they came from.
+
+    Yields each valid row as soon as it is validated, so a caller can pass rows on (e.g. spool
+    them to disk) without holding the file in memory; only the errors and each external_id's
+    first row number (for duplicate detection) are kept. Once any row is bad nothing more is
+    yielded, and when `rows` is exhausted a RosterError lists every problem: a consumer must
+    treat what it was given as provisional until the generator finishes cleanly.
 
     Each row carries its own number, so errors point at the row HR sees in their spreadsheet.
     Blank rows are skipped. `rows` is consumed lazily: a reader may raise RosterError mid-way
@@ -220,7 +245,6 @@ def parse_roster_rows(
         # Without those columns every row would fail too; that noise would hide the real problem.
         raise RosterError(errors)
     present = frozenset(index)
-    result: list[RosterRow] = []
     first_seen: dict[str, int] = {}
     any_rows = False
     for row, record in rows:
@@ -234,34 +258,143 @@ def parse_roster_rows(
             for column, position in index.items()
             if position < len(record) and (value := _clean(record[position]))
         }
-        before = len(errors)
         external_id = cells.get("external_id")
         if external_id is not None and external_id in first_seen:
             errors.append(RowError(row, "external_id", f"duplicate of row {first_seen[external_id]}"))
         elif external_id is not None:
             first_seen[external_id] = row
         parsed = _parse_row(cells, row, present, errors)
-        if parsed is not None and len(errors) == before:
-            result.append(parsed)
+        # After the first bad row the file is rejected anyway: keep validating, stop yielding.
+        if parsed is not None and not errors:
+            yield parsed
     if not any_rows:
         raise RosterError([RowError(0, "file", "no data rows")])
     if errors:
         raise RosterError(errors)
-    return result
+
+
+def parse_roster_rows(
+    header: Sequence[str], rows: Iterable[tuple[int, Sequence[str]]], *, header_row: int = 1
+) -> list[RosterRow]:
+    """Validate already-split cells into a list (see `iter_roster_rows`)."""
+    return list(iter_roster_rows(header, rows, header_row=header_row))
+
+
+def detect_encoding(stream: BinaryIO) -> str:
+    """The encoding `decode_roster` would pick, found by streaming the file once (constant
+    memory), and the stream rewound to its start."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        stream.seek(0)
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            while chunk := stream.read(_READ_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        stream.seek(0)
+        return encoding
+    raise RosterError([RowError(0, "file", "not UTF-8 or GBK text")])
+
+
+def _csv_records(text: TextIO) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank CSV records with their physical record numbers (header = 1, blank lines counted),
+    so they match the spreadsheet HR opens; a quoted multi-line address is one record, like one
+    Excel row."""
+    try:
+        for number, record in enumerate(csv.reader(text), start=1):
+            if any(_clean(c) for c in record):
+                yield number, record
+    except csv.Error as exc:  # e.g. a field over csv's size limit
+        raise RosterError([RowError(0, "file", f"malformed csv: {str(exc).lower()}")]) from None
+
+
+def iter_roster_csv(stream: BinaryIO) -> Iterator[RosterRow]:
+    """Stream a roster CSV (UTF-8, UTF-8 with BOM or GBK) from a seekable binary file: valid rows
+    as they are read, then RosterError at the end if anything was wrong (see `iter_roster_rows`).
+    Memory stays flat in the file size apart from the external_ids kept to spot duplicates."""
+    encoding = detect_encoding(stream)  # decoding is checked whole first, as `decode_roster` does
+    # newline="": csv does its own line handling (quoted newlines, \r\n), as with io.StringIO.
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        records = _csv_records(text)
+        first = next(records, None)
+        if first is None:
+            raise RosterError([RowError(0, "file", "empty file")])
+        header_row, header = first
+        try:
+            yield from iter_roster_rows(header, records, header_row=header_row)
+        except RosterError:
+            # A malformed record anywhere wins over header and cell errors, as it did when the
+            # whole file was read before validation: read on, and let a csv error surface.
+            for _ in records:
+                pass
+            raise
+    finally:
+        text.detach()  # the caller owns (and closes) the binary stream
 
 
 def parse_roster(data: bytes) -> list[RosterRow]:
-    """Parse a roster CSV (UTF-8, UTF-8 with BOM or GBK)."""
-    text = decode_roster(data)
-    # Row numbers are physical CSV records (header = 1, blank lines counted) so they match the
-    # spreadsheet HR opens; a quoted multi-line address is still one record, like one Excel row.
+    """Parse a roster CSV (UTF-8, UTF-8 with BOM or GBK) held in memory."""
+    return list(iter_roster_csv(io.BytesIO(data)))
+
+
+class SpooledRoster:
+    """Validated rows parked in an anonymous temporary file, so a second pass (the database
+    write) can stream them back without validating twice or holding them in memory."""
+
+    def __init__(self, chunk_size: int = SPOOL_CHUNK) -> None:
+        # Anonymous: deleted when closed, and by the OS if the process dies. Closed by close().
+        self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self._chunk_size = chunk_size
+        self._pending: list[RosterRow] = []
+        self.rows = 0
+
+    def add(self, row: RosterRow) -> None:
+        self._pending.append(row)
+        self.rows += 1
+        if len(self._pending) >= self._chunk_size:
+            self._flush()
+
+    def finish(self) -> None:
+        """Write out the last partial chunk; iterating does this too."""
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            # One pickle per chunk: the rows' shared `present` frozenset is stored once per chunk.
+            pickle.dump(self._pending, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._pending = []
+
+    def __iter__(self) -> Iterator[RosterRow]:
+        self._flush()
+        self._file.seek(0)
+        while True:
+            try:
+                chunk: list[RosterRow] = pickle.load(self._file)  # only ever our own temp file
+            except EOFError:
+                return
+            yield from chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def spool_roster(rows: Iterable[RosterRow], chunk_size: int = SPOOL_CHUNK) -> SpooledRoster:
+    """Validate a whole roster (first pass), keeping the valid rows on disk. Raises RosterError
+    (and keeps nothing) if any row is bad, so nothing reaches the database from a bad file."""
+    spooled = SpooledRoster(chunk_size)
     try:
-        # Read everything first so a csv.Error always wins over cell errors, as it always has.
-        records = list(enumerate(csv.reader(io.StringIO(text, newline="")), start=1))
-    except csv.Error as exc:  # e.g. a field over csv's size limit
-        raise RosterError([RowError(0, "file", f"malformed csv: {str(exc).lower()}")]) from None
-    records = [(n, r) for n, r in records if any(_clean(c) for c in r)]
-    if not records:
-        raise RosterError([RowError(0, "file", "empty file")])
-    header_row, header = records[0]
-    return parse_roster_rows(header, records[1:], header_row=header_row)
+        for row in rows:
+            spooled.add(row)
+    except BaseException:
+        spooled.close()
+        raise
+    spooled.finish()
+    return spooled

@@ -64,4 +64,5 @@ class Runtime:
             retry=RetryPolicy(s.max_attempts, s.retry_base_seconds, s.retry_max_seconds),
             lease=timedelta(seconds=s.claim_lease_seconds),
             rate_limits=RateLimits(s.rate_limit_map),
+            concurrency=s.dispatch_concurrency,
         )

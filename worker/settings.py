@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     scan_time: str = "08:30"
     dispatch_interval_seconds: float = Field(default=15.0, gt=0)
     dispatch_batch_size: int = Field(default=200, gt=0)
+    # Sender threads per dispatcher: sends in flight at once. Throughput is about this many
+    # divided by the provider's answer time (16 at 100 ms: at most 160 messages/s).
+    dispatch_concurrency: int = Field(default=16, ge=1, le=256)
     max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
@@ -52,6 +55,9 @@ class Settings(BaseSettings):
     digest_time: str = "09:30"
     # Key for the address fingerprint (HMAC). Unset: a random key kept in the database.
     fingerprint_key: str | None = None
+    # Key that signs the HR web pages' session cookies. Unset: a random key kept in the database
+    # (so every replica and restart agrees); changing it signs everyone out.
+    session_secret: str | None = None
     # HTTP API limits: requests per minute per token (with a burst), and body sizes.
     api_rate_per_minute: float = Field(default=600.0, gt=0)
     api_burst: int = Field(default=60, ge=1)

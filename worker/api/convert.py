@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from schedules.policy import Policy
 from worker.api.schemas import AttemptOut, HolderOut, NotificationOut
-from worker.evaluation import evaluate_holder, holder_today
+from worker.evaluation import accumulated_of, evaluate_holder, holder_today
 from worker.models import DeliveryAttempt, Holder, Notification
 from worker.roster import CANONICAL_COLUMNS, RosterRow, parse_roster_rows
 from worker.runtime import Runtime
@@ -40,6 +40,7 @@ def roster_row(external_id: str, fields: dict[str, Any], existing: Holder | None
 def holder_out(holder: Holder, runtime: Runtime, now: datetime | None = None) -> HolderOut:
     today = holder_today(holder, now or datetime.now(timezone.utc), runtime.settings.tz)
     ev = evaluate_holder(holder, today, runtime.policy)
+    held = accumulated_of(holder, today)
     return HolderOut(
         external_id=holder.external_id, name=holder.name, phone=holder.phone, email=holder.email,
         expires_on=holder.expires_on, housing_type=holder.housing_type,
@@ -47,7 +48,11 @@ def holder_out(holder: Holder, runtime: Runtime, now: datetime | None = None) ->
         address_on_file=holder.address_fingerprint is not None, employer=holder.employer, locale=holder.locale,
         stage=ev.stage, days_left=ev.days_left, eligible_for_auto_renewal=ev.eligibility.eligible,
         eligibility_reasons=list(ev.eligibility.reasons), changed_since_endorsement=sorted(holder.changed_fields),
-        sms_opted_out=holder.sms_opted_out_at is not None, created_at=holder.created_at, updated_at=holder.updated_at,
+        sms_opted_out=holder.sms_opted_out_at is not None,
+        accumulated_years=held.years if held else None, accumulated_months=held.months if held else None,
+        accumulation_started_on=holder.accumulation_started_on, points_basis=holder.points_basis,
+        points_valid_until=holder.points_valid_until, labor_contract_ends_on=holder.labor_contract_ends_on,
+        created_at=holder.created_at, updated_at=holder.updated_at,
     )
 
 

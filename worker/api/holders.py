@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from sqlalchemy import select
@@ -35,7 +35,9 @@ from worker.api.schemas import (
     Summary,
 )
 from worker.db import unit_of_work
+from worker.evaluation import holder_today
 from worker.events import Context, Event, RenewalConfirmed, handle
+from worker.explain import explain
 from worker.models import Holder, HrEvent, Team
 from worker.outbox import EnqueuedTouch
 from worker.roster_xlsx import parse_upload
@@ -153,6 +155,15 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
                 notifications=notifications_of(session, holder),
                 hr_events=[HrEventOut(kind=e.kind, detail=e.detail, created_at=e.created_at,
                                       reported_at=e.reported_at) for e in events])
+
+    @router.get("/holders/{external_id}/explain", summary="Stage, deadlines, accumulated years, points risks, "
+                "planned reminders")
+    def explain_holder(external_id: str, ref: TeamRef = current_team,
+                       today: date | None = None) -> dict[str, Any]:
+        with unit_of_work(runtime.factory) as session:
+            holder = registry.get_holder(session, load(session, ref), external_id)
+            day = today or holder_today(holder, datetime.now(timezone.utc), runtime.settings.tz)
+            return explain(session, holder, day, runtime.policy)
 
     @router.get("/summary", response_model=Summary, summary="Counts by stage and who expires in 30 days")
     def summary(ref: TeamRef = current_team) -> Summary:

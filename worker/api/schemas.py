@@ -22,6 +22,11 @@ class HolderFields(BaseModel):
     housing_type: str | None = Field(default=None, max_length=16, description="own, relative, rental, dormitory")
     rental_registration_ends_on: date | None = None
     address: str | None = Field(default=None, max_length=500, description="kept only as a fingerprint")
+    accumulation_started_on: date | None = None
+    points_basis: str | None = Field(default=None, max_length=32,
+                                     description="education, title, social_insurance_multiple (学历/职称/社保倍数)")
+    points_valid_until: date | None = None
+    labor_contract_ends_on: date | None = None
     employer: str | None = Field(default=None, max_length=200)
     locale: str | None = Field(default=None, max_length=16, description="zh-CN or en")
 
@@ -57,6 +62,12 @@ class HolderOut(BaseModel):
     eligibility_reasons: list[str]
     changed_since_endorsement: list[str]
     sms_opted_out: bool
+    accumulated_years: int | None = Field(description="continuous holding (累计持有年限), whole years")
+    accumulated_months: int | None = Field(description="and months beyond the whole years")
+    accumulation_started_on: date | None
+    points_basis: str | None
+    points_valid_until: date | None
+    labor_contract_ends_on: date | None
     created_at: datetime
     updated_at: datetime
 

@@ -1,0 +1,202 @@
+"""One measurement per process: `python -m benchmarks.steps STEP '{json args}'` prints one JSON
+object. `benchmarks.run` starts each step in its own process, so the peak RSS it reads for a
+step (from wait4) is that step's alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks import data
+
+
+def build(url: str, holders: int, day: str, copy_to: str | None = None) -> dict[str, Any]:
+    """Build a steady-state registry; optionally copy it (the naive baseline gets the copy)."""
+    report = data.build_registry(url, holders, date.fromisoformat(day))
+    result: dict[str, Any] = {"seconds": report.seconds, "holders": report.holders,
+                              "notifications": report.notifications, "due_today": report.due_today}
+    if copy_to:
+        started = time.perf_counter()
+        data.copy_database(url, copy_to)
+        result["copy_seconds"] = time.perf_counter() - started
+    return result
+
+
+def scan(url: str, day: str, full: bool = False) -> dict[str, Any]:
+    """The daemon's daily scan, scan(..., now=08:30 Shanghai); `full` is the naive ORM baseline.
+
+    `seconds` is the whole job as a running daemon does it: every batch and the scan_runs record,
+    with the process already warm as the daemon's is (its pool connected, policy and holiday
+    calendar loaded). `setup_seconds` is that warming: what a scan in a fresh process adds."""
+    started = time.perf_counter()
+    from sqlalchemy import text
+
+    from schedules.policy import load_policy
+    from schedules.stages import HolderFacts, next_touch_on
+    from worker.db import make_engine, session_factory
+    from worker.scan import scan as run_scan
+
+    scan_day = date.fromisoformat(day)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    policy = load_policy(None)
+    next_touch_on(HolderFacts(expires_on=scan_day + timedelta(days=5)), scan_day, policy)  # loads the calendar
+    warm = time.perf_counter()
+    report = run_scan(session_factory(engine), policy, data.SHANGHAI, now=data.scan_moment(scan_day), full=full)
+    finished = time.perf_counter()
+    engine.dispose()
+    return {"seconds": finished - warm, "setup_seconds": warm - started, "scan_seconds": report.seconds,
+            "holders_seen": report.holders_seen, "enqueued": len(report.enqueued), "no_contact": report.no_contact}
+
+
+def dispatch(url: str, messages: int, latency_ms: float, rate: float | None = None,
+             max_seconds: float = 120.0, concurrency: int | None = None) -> dict[str, Any]:
+    """Send `messages` SMS through Runtime(settings).dispatcher(), the real Twilio SDK and a
+    FakeTwilio in another process answering after `latency_ms`; `rate` sets PERMIT_RATE_LIMITS.
+    Stops (warm) after `max_seconds`: the rate is then over what was sent by then."""
+    fake = subprocess.Popen([sys.executable, "-m", "benchmarks.fake_twilio", str(latency_ms / 1000)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout is not None
+        base_url, sid, token = fake.stdout.readline().split()
+        os.environ.update({
+            "PERMIT_DATABASE_URL": url, "PERMIT_SMS_BACKEND": "twilio", "PERMIT_EMAIL_BACKEND": "console",
+            "PERMIT_SEND_WINDOW": "00:00-24:00", "PERMIT_RATE_LIMITS": f"twilio={rate:g}" if rate else "",
+            "TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token, "TWILIO_FROM_NUMBER": "+15005550006",
+            "PERMIT_TWILIO_BASE_URL": base_url, "PERMIT_LOG_LEVEL": "WARNING",
+        })
+        if concurrency is not None:  # else the dispatcher's own default
+            os.environ["PERMIT_DISPATCH_CONCURRENCY"] = str(concurrency)
+        _quiet_logs()
+        from worker.runtime import Runtime
+        from worker.settings import Settings
+
+        runtime = Runtime(Settings())
+        seeded = _seed_outbox(runtime.factory, messages)
+        dispatcher = runtime.dispatcher()
+        now = datetime.now(timezone.utc)
+        counts: Counter[str] = Counter()
+        started = time.perf_counter()
+        deadline = started + max_seconds
+
+        def late() -> bool:
+            return time.perf_counter() > deadline
+
+        while counts.total() < messages and not late():
+            done = dispatcher.run_batch(now=now, limit=messages - counts.total(), should_stop=late)
+            if not done:
+                break
+            counts.update(done)
+        seconds = time.perf_counter() - started
+        accepted = _accepted(fake)
+    finally:
+        if fake.poll() is None:
+            fake.kill()
+        fake.wait()
+    sent = counts.get("sent", 0)
+    return {"seconds": seconds, "messages": seeded, "sent": sent, "outcomes": dict(counts),
+            "rate": sent / seconds if seconds else 0.0, "accepted_by_fake": accepted,
+            "concurrency": getattr(dispatcher, "concurrency", 1)}
+
+
+def fake_capacity(messages: int, clients: int = 16) -> dict[str, Any]:
+    """How fast the fake alone answers plain `requests` clients (no SDK, no database): the
+    ceiling any dispatch figure on this machine is measured against."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    fake = subprocess.Popen([sys.executable, "-m", "benchmarks.fake_twilio", "0"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout is not None
+        base_url, sid, token = fake.stdout.readline().split()
+        local = threading.local()
+        url = f"{base_url}/2010-04-01/Accounts/{sid}/Messages.json"
+
+        def post(_: int) -> None:
+            if not hasattr(local, "session"):
+                local.session = requests.Session()  # keep-alive, like the SDK
+            answer = local.session.post(url, data={"To": "+8613800000000", "From": "+15005550006", "Body": "测试"},
+                                        auth=(sid, token), timeout=10)
+            answer.raise_for_status()
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(post, range(messages)))
+        seconds = time.perf_counter() - started
+    finally:
+        if fake.poll() is None:
+            fake.kill()
+        fake.wait()
+    return {"seconds": seconds, "sent": messages, "rate": messages / seconds, "clients": clients}
+
+
+def _accepted(fake: subprocess.Popen[str]) -> int:
+    assert fake.stdin is not None and fake.stdout is not None
+    fake.stdin.write("count\n")
+    fake.stdin.flush()
+    return int(fake.stdout.readline())
+
+
+def _quiet_logs() -> None:
+    # One log line per delivery would measure the terminal, not the dispatcher.
+    import logging
+
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(open(os.devnull, "w")))  # noqa: SIM115
+    logging.disable(logging.WARNING)
+
+
+def _seed_outbox(factory: Any, messages: int) -> int:
+    """`messages` pending SMS touches due now, for holders in the upcoming stage (a real
+    reminder renders for them), written straight to the tables."""
+    from sqlalchemy import insert, select
+
+    from worker.bulk import table_of
+    from worker.models import Holder, Notification, Team
+
+    today = datetime.now(data.SHANGHAI).date()
+    expires = today + timedelta(days=30)
+    now = datetime.now(timezone.utc)
+    with factory() as session, session.begin():
+        team_id = session.scalar(select(Team.id).where(Team.slug == "dispatch"))
+        if team_id is None:
+            team_id = session.execute(insert(Team).values(slug="dispatch", name="Dispatch Co.", created_at=now)
+                                      .returning(Team.id)).scalar_one()
+        ids = session.scalars(insert(table_of(Holder)).returning(table_of(Holder).c.id), [
+            {"team_id": team_id, "external_id": f"D{i:07d}-{now.timestamp():.0f}", "name": f"测试{i}",
+             "phone": f"+861380000{i % 10000:04d}", "email": None, "expires_on": expires, "housing_type": "own",
+             "locale": "zh-CN", "changed_since_endorsement": "", "next_due_on": expires,
+             "created_at": now, "updated_at": now} for i in range(messages)]).all()
+        session.execute(insert(table_of(Notification)), [
+            {"holder_id": hid, "cycle_expires_on": expires, "stage": "upcoming", "touch_day": -30, "touch_on": today,
+             "channel": "sms", "status": "pending", "attempts": 0, "next_attempt_at": now - timedelta(minutes=1),
+             "created_at": now, "updated_at": now} for hid in ids])
+    return len(ids)
+
+
+STEPS: dict[str, Callable[..., dict[str, Any]]] = {"build": build, "scan": scan, "dispatch": dispatch,
+                                                    "fake_capacity": fake_capacity}
+
+
+def main(argv: list[str]) -> None:
+    step, args = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
+    result = STEPS[step](**args)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main(sys.argv[1:])

@@ -1,0 +1,84 @@
+"""`holders explain` and the social-insurance import, against a real registry."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from schedules.policy import Policy
+from worker import registry
+from worker.db import unit_of_work
+from worker.explain import explain, explain_text
+from worker.insurance import import_months, parse_months
+from worker.models import InsuranceMonth, Team
+from worker.roster import RosterError
+
+from .support import add_holder
+
+
+def _holder(factory, team: Team, **points: object):  # type: ignore[no-untyped-def]
+    add_holder(factory, team, "E1", date(2026, 10, 5), housing_type="rental",
+               rental_registration_ends_on=date(2026, 9, 1))
+    with unit_of_work(factory) as session:
+        holder = registry.get_holder(session, session.merge(team), "E1")
+        for key, value in points.items():
+            setattr(holder, key, value)
+
+
+def test_explain_names_the_stage_deadlines_years_and_what_to_do(factory, team, policy: Policy) -> None:
+    _holder(factory, team, accumulation_started_on=date(2022, 7, 31), points_basis="education",
+            points_valid_until=date(2026, 11, 30), labor_contract_ends_on=date(2026, 12, 15))
+    with unit_of_work(factory) as session:
+        holder = registry.get_holder(session, session.merge(team), "E1")
+        data = explain(session, holder, date(2026, 9, 20), policy)
+    assert data["stage"] == "renew_in_person" and data["days_left"] == 15
+    assert data["eligibility_reasons"] == ["rental_registration_ends_before_expiry"]
+    # National Day 2026: 10/1-10/7 off, so the last working day before a 10/5 expiry is 9/30.
+    assert data["deadlines"]["last_day_in_person"] == "2026-09-30"
+    assert (data["accumulated"]["years"], data["accumulated"]["months"]) == (4, 1)
+    assert [f["code"] for f in data["points"]["findings"]] == ["labor_contract_ending"]
+    assert data["planned_touches"][0]["on"] == "2026-09-24"  # the extra working-day touch
+    text = explain_text(data)
+    for needle in ("需本人办理", "2026-09-30", "4年1个月", "租赁备案", "逾期超过60天", "劳动合同"):
+        assert needle in text
+
+
+def test_explain_for_a_holder_without_points_says_nothing_about_points(factory, team, policy) -> None:
+    _holder(factory, team)
+    with unit_of_work(factory) as session:
+        data = explain(session, registry.get_holder(session, session.merge(team), "E1"), date(2026, 8, 1), policy)
+    assert data["stage"] == "valid" and data["points"]["findings"] == []
+    assert "积分风险" not in explain_text(data) and "积分有效期" not in explain_text(data)
+
+
+def test_social_insurance_months_import_and_update(factory, team) -> None:
+    _holder(factory, team)
+    csv = "external_id,month,paid,base_multiple\nE1,2026-05,1,1.0\nE1,2026-06,否,\n".encode("gbk")
+    with unit_of_work(factory) as session:
+        assert import_months(session, session.merge(team), parse_months(csv)) == 2
+    again = "工号,月份,是否缴纳,缴费基数倍数\nE1,2026-06,是,2\n".encode("utf-8-sig")
+    with unit_of_work(factory) as session:
+        import_months(session, session.merge(team), parse_months(again))
+    with unit_of_work(factory) as session:
+        rows = [(m.month, m.paid, m.base_multiple) for m in session.scalars(select(InsuranceMonth).order_by(InsuranceMonth.month))]
+    assert rows == [(date(2026, 5, 1), True, 1.0), (date(2026, 6, 1), True, 2.0)]
+
+
+@pytest.mark.parametrize(("line", "column"), [("E1,2026-13,1,1", "month"), ("E1,2026-05,maybe,1", "paid"),
+                                              ("E1,2026-05,1,eleven", "base_multiple"), (",2026-05,1,1", "external_id")])
+def test_a_bad_social_insurance_row_rejects_the_file(line: str, column: str) -> None:
+    with pytest.raises(RosterError) as caught:
+        parse_months(f"external_id,month,paid,base_multiple\nE1,2026-04,1,1\n{line}\n".encode())
+    assert [(e.row, e.column) for e in caught.value.errors] == [(3, column)]
+
+
+def test_an_unknown_holder_rejects_the_whole_months_file(factory, team) -> None:
+    _holder(factory, team)
+    rows = parse_months(b"external_id,month,paid\nE1,2026-05,1\nNOPE,2026-05,1\n")
+    with pytest.raises(RosterError) as caught, unit_of_work(factory) as session:
+        import_months(session, session.merge(team), rows)
+    assert str(caught.value) == "row 3: external_id: no holder 'NOPE' in team 'acme'"
+    with unit_of_work(factory) as session:
+        assert session.scalars(select(InsuranceMonth)).all() == []

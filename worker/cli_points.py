@@ -1,0 +1,59 @@
+"""CLI for issue 6: `holders explain` and `social-insurance import`."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import click
+
+from worker import registry
+from worker.cli_common import App, out, parse_day, pass_app
+from worker.db import unit_of_work
+from worker.evaluation import holder_today
+from worker.explain import explain, explain_text
+from worker.insurance import import_months, parse_months
+from worker.registry import BadInput
+
+
+@click.command("explain")
+@click.argument("external_id")
+@click.option("--team", "team_slug", required=True)
+@click.option("--today", callback=parse_day, help="Explain as of this date (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="The same as a JSON object.")
+@pass_app
+def holders_explain(app: App, external_id: str, team_slug: str, today: date | None, as_json: bool) -> None:
+    """Where a holder stands: stage, eligibility, deadlines, accumulated years, points risks, reminders."""
+    runtime = app.ready()
+    with unit_of_work(runtime.factory) as session:
+        holder = registry.get_holder(session, registry.get_team(session, team_slug), external_id)
+        day = today or holder_today(holder, datetime.now(timezone.utc), runtime.settings.tz)
+        data = explain(session, holder, day, runtime.policy)
+    out(json.dumps(data, ensure_ascii=False) if as_json else explain_text(data))
+
+
+@click.group("social-insurance")
+def social_insurance() -> None:
+    """Social-insurance months, for the points (积分) risk checks."""
+
+
+@social_insurance.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--team", "team_slug", required=True)
+@pass_app
+def social_insurance_import(app: App, file: Path, team_slug: str) -> None:
+    """Import `external_id,month,paid,base_multiple` rows (month as YYYY-MM); all or nothing."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {file}: {exc.strerror}") from exc
+    rows = parse_months(data)  # RosterError: every bad row, nothing written
+    with unit_of_work(app.ready().factory) as session:
+        count = import_months(session, registry.get_team(session, team_slug), rows)
+    out(f"imported {count} social-insurance month(s) into {team_slug}")
+
+
+def register(cli: click.Group, holders: click.Group) -> None:
+    holders.add_command(holders_explain)
+    cli.add_command(social_insurance)
