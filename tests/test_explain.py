@@ -82,3 +82,37 @@ def test_an_unknown_holder_rejects_the_whole_months_file(factory, team) -> None:
     assert str(caught.value) == "row 3: external_id: no holder 'NOPE' in team 'acme'"
     with unit_of_work(factory) as session:
         assert session.scalars(select(InsuranceMonth)).all() == []
+
+
+def test_a_points_touch_goes_to_the_holder_who_can_act_and_survives_the_permit_scan(factory, team, policy) -> None:
+    import random
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from worker.dispatch import Dispatcher
+    from worker.models import Notification
+    from worker.points import scan_points
+    from worker.scan import scan
+
+    from .support import RecordingNotifier
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    valid_until = date(2027, 3, 31)
+    day = valid_until - timedelta(days=60)
+    add_holder(factory, team, "P1", date(2027, 2, 14))  # the permit's own -15 touch falls on `day` too
+    with unit_of_work(factory) as session:
+        holder = registry.get_holder(session, session.merge(team), "P1")
+        holder.points_basis, holder.points_valid_until = "education", valid_until
+        holder.labor_contract_ends_on = valid_until + timedelta(days=20)  # within 2 months of renewal
+    now = datetime.combine(day, datetime.min.time(), shanghai).replace(hour=10)
+    points = scan_points(factory, shanghai, today=day, now=now)
+    assert [(e.stage, e.touch_day) for e in points] == [("points_renewal", -60)]
+    scan(factory, policy, shanghai, today=day, now=now)  # the permit touch must not supersede it
+    notifier = RecordingNotifier()
+    dispatcher = Dispatcher(factory, {"sms": notifier, "email": notifier}, policy, shanghai, rng=random.Random(1))
+    dispatcher.run_batch(now=now)
+    with unit_of_work(factory) as session:
+        statuses = {n.stage: n.status for n in session.scalars(select(Notification))}
+    assert statuses == {"points_renewal": "sent", "auto_renewal_window": "sent"}
+    points_sms = [m.body for m in notifier.sent if "积分" in m.body]
+    assert len(points_sms) == 1 and "劳动合同" in points_sms[0]

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import Message, Notifier, Reconciler, SendResult
 from schedules.messages import render_message
+from schedules.points import POINTS_RENEWAL
 from schedules.policy import Policy, SendWindow
 from schedules.window import next_window_opening, window_closes
 from worker.claims import RenderStamp, claim_rows, release_unsent, stamp_rendered
@@ -32,6 +33,7 @@ from worker.db import unit_of_work
 from worker.delivery import fall_back, sms_usable
 from worker.evaluation import evaluate_holder, holder_zone, message_context
 from worker.models import DeliveryAttempt, Holder, Notification, utcnow
+from worker.points import points_check
 from worker.ratelimit import RateLimits
 from worker.recording import Delivery, Recording, RetryPolicy, last_ambiguous_attempts
 
@@ -179,7 +181,12 @@ class Dispatcher(Recording):
             return self._give_up(session, note, holder, earlier_attempt.error, now)
         zone = holder_zone(holder, self.zone)
         today = now.astimezone(zone).date()
-        stale = self._stale_reason(note, holder, today)
+        findings: tuple[str, ...] = ()
+        if note.stage == POINTS_RENEWAL:  # a points (积分) touch: its own cycle and staleness rules
+            stale, findings = points_check(session, holder, note.cycle_expires_on, note.touch_day, today)
+            stale = stale or self._contact_gone(note, holder)
+        else:
+            stale = self._stale_reason(note, holder, today)
         if stale:
             self._release(note, status="cancelled", reason=stale)
             if note.channel == "sms" and holder.sms_opted_out_at is not None:
@@ -191,10 +198,11 @@ class Dispatcher(Recording):
             # Quiet hours: wait for the window without spending an attempt.
             self._release(note, status="pending", next_attempt_at=opening)
             return "deferred"
-        message, segments = self._message(note, holder, today, valid_until=window_closes(now, self.window, zone))
+        message, segments = self._message(note, holder, today, valid_until=window_closes(now, self.window, zone),
+                                          findings=findings)
         earlier = None
         if earlier_attempt is not None:  # reconcile against the text exactly as it was sent
-            earlier, _ = self._message(note, holder, note.rendered_on or today, None)
+            earlier, _ = self._message(note, holder, note.rendered_on or today, None, findings=findings)
         rendered = RenderStamp(note.id, today, segments if note.channel == "sms" else None)
         return Prepared(note.id, message, earlier, earlier_attempt.started_at if earlier_attempt else None,
                         now, rendered, RenderStamp(note.id, note.rendered_on, note.segments))
@@ -207,6 +215,10 @@ class Dispatcher(Recording):
             return f"stage left: holder is now {evaluation.stage}"
         if evaluation.due_touch is not None and evaluation.due_touch.day > note.touch_day:
             return f"superseded by {evaluation.due_touch.stage} {evaluation.due_touch.day:+d}"
+        return self._contact_gone(note, holder)
+
+    @staticmethod
+    def _contact_gone(note: Notification, holder: Holder) -> str | None:
         if note.channel == "sms" and holder.phone and holder.sms_opted_out_at is not None:
             return "holder opted out of SMS"
         if (note.channel == "sms" and not sms_usable(holder)) or (note.channel == "email" and not holder.email):
@@ -214,8 +226,8 @@ class Dispatcher(Recording):
         return None
 
     def _message(self, note: Notification, holder: Holder, today: date,
-                 valid_until: datetime | None) -> tuple[Message, int]:
-        ctx = message_context(holder, note.stage, note.touch_day, today, self.policy)
+                 valid_until: datetime | None, findings: tuple[str, ...] = ()) -> tuple[Message, int]:
+        ctx = message_context(holder, note.stage, note.touch_day, today, self.policy, findings)
         rendered = render_message(note.channel, holder.locale, ctx)
         message = Message(
             channel=note.channel,

@@ -23,6 +23,8 @@ from worker.bulk import any_of, insert_many, table_of
 from worker.evaluation import evaluate_holder, facts_of, holder_zone
 from worker.models import Holder, Notification, Team, utcnow
 
+POINTS_STAGE = "points_renewal"  # schedules.points.POINTS_RENEWAL
+
 # "Nothing more to send in this cycle": far enough that no scan reaches it.
 NEVER = date(9999, 12, 31)
 # What evaluating a holder needs, read as plain rows (no ORM objects): the set-based paths (the
@@ -89,6 +91,7 @@ def supersede_older(session: Session, holder_id: int, keep: tuple[date, str, int
         .where(
             Notification.holder_id == holder_id,
             Notification.status == "pending",
+            Notification.stage != POINTS_STAGE,  # points touches are superseded only by points touches
             ~((Notification.cycle_expires_on == cycle) & (Notification.stage == stage) & (Notification.touch_day == day)),
         )
         .values(status="cancelled", status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow())
@@ -225,7 +228,7 @@ def enqueue_many(session: Session, candidates: list[Candidate], dry_run: bool = 
                        Notification.touch_day, Notification.status, Notification.id)
                 .where(any_of(session, Notification.holder_id, holder_ids[i:i + _IN_CHUNK]))):
             taken.add((holder_id, cycle, stage, day))
-            if status == "pending":
+            if status == "pending" and stage != POINTS_STAGE:  # points touches run on their own clock
                 pending[holder_id].append(row_id)
     fresh = [(v, e) for (v, e), k in zip(candidates, keys, strict=True) if k not in taken]
     if dry_run or not fresh:

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=200, gt=0)
     # Sender threads per dispatcher: sends in flight at once. Throughput is about this many
     # divided by the provider's answer time (16 at 100 ms: at most 160 messages/s).
-    dispatch_concurrency: int = Field(default=16, ge=1, le=256)
+    dispatch_concurrency: int = Field(default=32, ge=1, le=256)
     max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
