@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from schedules.policy import PolicyError
+from schedules.policy import PolicyError, read_packaged_policy, read_policy_file
 
 DEFAULT_POINTS_POLICY = "shanghai_points"
 
@@ -124,16 +121,9 @@ def load_points_policy(path: str | Path | None = None) -> PointsPolicy:
     """Load a points policy file; with no path, the packaged Shanghai points policy."""
     if path is None:
         return default_points_policy()
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"cannot read points policy {path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise PolicyError(f"points policy {path} is not a mapping")
-    return points_policy_from_mapping(raw)
+    return points_policy_from_mapping(read_policy_file(path, "points policy"))
 
 
 @lru_cache(maxsize=1)
 def default_points_policy() -> PointsPolicy:
-    text = resources.files("schedules").joinpath(f"policies/{DEFAULT_POINTS_POLICY}.yaml").read_text(encoding="utf-8")
-    return points_policy_from_mapping(yaml.safe_load(text))
+    return points_policy_from_mapping(read_packaged_policy(DEFAULT_POINTS_POLICY))

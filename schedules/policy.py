@@ -220,20 +220,27 @@ def policy_from_mapping(raw: dict[str, Any]) -> Policy:
     return policy
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """Load a policy file; with no path, the packaged Shanghai residence permit policy."""
-    if path is None:
-        return default_policy()
+def read_policy_file(path: str | Path, what: str = "policy") -> dict[str, Any]:
+    """A policy YAML file as a mapping, or one clear PolicyError."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"cannot read policy {path}: {exc}") from exc
+        raise PolicyError(f"cannot read {what} {path}: {exc}") from exc
     if not isinstance(raw, dict):
-        raise PolicyError(f"policy {path} is not a mapping")
-    return policy_from_mapping(raw)
+        raise PolicyError(f"{what} {path} is not a mapping")
+    return raw
+
+
+def read_packaged_policy(name: str) -> dict[str, Any]:
+    text = resources.files("schedules").joinpath(f"policies/{name}.yaml").read_text(encoding="utf-8")
+    return dict(yaml.safe_load(text))
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a policy file; with no path, the packaged Shanghai residence permit policy."""
+    return default_policy() if path is None else policy_from_mapping(read_policy_file(path))
 
 
 @lru_cache(maxsize=1)
 def default_policy() -> Policy:
-    text = resources.files("schedules").joinpath(f"policies/{DEFAULT_POLICY}.yaml").read_text(encoding="utf-8")
-    return policy_from_mapping(yaml.safe_load(text))
+    return policy_from_mapping(read_packaged_policy(DEFAULT_POLICY))
