@@ -116,3 +116,16 @@ def test_a_points_touch_goes_to_the_holder_who_can_act_and_survives_the_permit_s
     assert statuses == {"points_renewal": "sent", "auto_renewal_window": "sent"}
     points_sms = [m.body for m in notifier.sent if "积分" in m.body]
     assert len(points_sms) == 1 and "劳动合同" in points_sms[0]
+
+
+@pytest.mark.parametrize(("overdue", "restarts"), [(60, False), (61, True), (91, True)])
+def test_a_late_renewal_restarts_the_accumulated_years(factory, team, overdue: int, restarts: bool) -> None:
+    from datetime import timedelta
+
+    add_holder(factory, team, "L1", date(2026, 6, 30))
+    with unit_of_work(factory) as session:
+        holder = registry.get_holder(session, session.merge(team), "L1")
+        holder.accumulation_started_on = date(2021, 3, 1)
+        renewed_on = date(2026, 6, 30) + timedelta(days=overdue)
+        registry.start_new_cycle(session, holder, date(2027, 8, 31), "renewed late", renewed_on=renewed_on)
+        assert holder.accumulation_started_on == (renewed_on if restarts else date(2021, 3, 1))

@@ -46,8 +46,11 @@ def test_the_public_constants_follow_the_contract() -> None:
     assert CANONICAL_COLUMNS == (
         "external_id", "name", "phone", "email", "expires_on",
         "housing_type", "rental_registration_ends_on", "address", "employer", "locale",
+        # issue 6's import columns
+        "accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
     )
-    assert list(CHINESE_HEADERS) == ["工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址", "用人单位", "语言"]
+    assert list(CHINESE_HEADERS) == ["工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址",
+                                     "用人单位", "语言", "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日"]
     assert list(CHINESE_HEADERS.values()) == list(CANONICAL_COLUMNS)
     assert HOUSING_TYPES == ("own", "relative", "rental", "dormitory")
     assert str(RowError(3, "phone", "required")) == "row 3: phone: required"
@@ -89,7 +92,7 @@ def test_it_reads_gbk_with_chinese_headers() -> None:
     assert first.address == "上海市浦东新区世纪大道1号, 3楼"
     assert first.employer == "某某科技有限公司"
     assert first.locale == "zh-CN"
-    assert first.present == frozenset(CANONICAL_COLUMNS)
+    assert first.present == frozenset(CANONICAL_COLUMNS[:10])  # the ten columns of the file
     assert (second.row, second.housing_type, second.locale) == (3, "dormitory", "zh-CN")
 
 
@@ -589,3 +592,17 @@ def test_a_damaged_xlsx_never_raises_anything_but_roster_error(data: st.DataObje
         parse_upload("roster.xlsx", XLSX_TYPE, bytes(damaged[:cut]))
     except RosterError as exc:
         assert exc.errors
+
+
+def test_it_reads_the_points_and_accumulation_columns_in_chinese() -> None:
+    data = ("工号,手机,居住证有效期至,累计起始日,积分依据,积分有效期至,劳动合同到期日\n"
+            "P1,13800138000,2027-01-20,2022/7/31,职称,2027-03-31,2027-04-20\n").encode("gbk")
+    [row] = parse_roster(data)
+    assert (row.accumulation_started_on, row.points_basis, row.points_valid_until, row.labor_contract_ends_on) == (
+        date(2022, 7, 31), "title", date(2027, 3, 31), date(2027, 4, 20))
+
+
+def test_a_bad_points_basis_or_date_is_a_row_error() -> None:
+    data = b"external_id,phone,expires_on,points_basis,points_valid_until\nP1,13800138000,2027-01-20,vibes,2027-13-01\n"
+    assert errors_of(data) == ["row 2: points_basis: must be one of education, title, social_insurance_multiple (学历, 职称, 社保倍数)",
+                         "row 2: points_valid_until: not a real calendar date"]

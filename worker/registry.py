@@ -10,18 +10,21 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
+from schedules.accumulation import accumulation_after_renewal, held_since
 from worker.bulk import any_of, insert_many, is_postgresql, table_of
 from worker.events import Event, HolderRegistered, HolderUpdated, RenewalConfirmed
 from worker.fingerprint import fingerprint, fingerprint_key
 from worker.models import DUE_NOW, Holder, Notification, Team, utcnow
 from worker.roster import RosterRow
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the renewal day, as the permit office counts it
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -111,8 +114,16 @@ def cancel_pending(session: Session, holder_id: int, reason: str, keep_cycle: da
     return session.execute(stmt).rowcount or 0
 
 
-def start_new_cycle(session: Session, holder: Holder, new_expires_on: date, reason: str) -> None:
-    """A confirmed endorsement: the holder is valid again and nothing more goes out for the old cycle."""
+def start_new_cycle(session: Session, holder: Holder, new_expires_on: date, reason: str,
+                    renewed_on: date | None = None) -> None:
+    """A confirmed endorsement: the holder is valid again and nothing more goes out for the old cycle.
+
+    Endorsed more than 60 days late, the accumulated years restart on the renewal day (RULES.md).
+    """
+    renewed_on = renewed_on or datetime.now(SHANGHAI).date()
+    started = held_since(holder.accumulation_started_on, holder.created_at.date() if holder.created_at else None)
+    if started is not None:
+        holder.accumulation_started_on = accumulation_after_renewal(started, holder.expires_on, renewed_on)
     holder.expires_on = new_expires_on
     holder.changed_since_endorsement = ""  # the endorsement brought the permit's data up to date
     holder.next_due_on = DUE_NOW
@@ -288,7 +299,11 @@ def _new_holder(team: Team, row: RosterRow, address_fp: str | None) -> dict[str,
         "employer": row.employer,
         "locale": row.locale,
         "changed_since_endorsement": "",
+        **{c: getattr(row, c) for c in _POINTS_COLUMNS},
     }
+
+
+_POINTS_COLUMNS = ("accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on")
 
 
 def _apply_row(session: Session, holder: Holder, row: RosterRow, address_fp: str | None) -> bool:
@@ -308,7 +323,8 @@ def _apply_row(session: Session, holder: Holder, row: RosterRow, address_fp: str
             setattr(holder, attr, new)
             changed = True
     plain = {"name": row.name, "email": row.email, "housing_type": row.housing_type,
-             "rental_registration_ends_on": row.rental_registration_ends_on, "locale": row.locale}
+             "rental_registration_ends_on": row.rental_registration_ends_on, "locale": row.locale,
+             **{c: getattr(row, c) for c in _POINTS_COLUMNS}}
     for column, new in plain.items():
         if column in row.present and getattr(holder, column) != new:
             setattr(holder, column, new)

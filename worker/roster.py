@@ -24,13 +24,20 @@ import phonenumbers
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "external_id", "name", "phone", "email", "expires_on",
     "housing_type", "rental_registration_ends_on", "address", "employer", "locale",
+    # Points (积分) and accumulated years (issue 6); optional like every column after expires_on.
+    "accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
 )
 # Position-wise the same as CANONICAL_COLUMNS: Chinese HR teams keep their own header row.
 CHINESE_HEADERS: dict[str, str] = dict(zip(
-    ("工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址", "用人单位", "语言"),
+    ("工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址", "用人单位", "语言",
+     "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日"),
     CANONICAL_COLUMNS,
 ))
 HOUSING_TYPES: tuple[str, ...] = ("own", "relative", "rental", "dormitory")
+POINTS_BASES: tuple[str, ...] = ("education", "title", "social_insurance_multiple")
+_POINTS_ALIASES: dict[str, str] = {"学历": "education", "职称": "title", "社保倍数": "social_insurance_multiple"}
+_DATE_COLUMNS = frozenset({"expires_on", "rental_registration_ends_on", "accumulation_started_on",
+                           "points_valid_until", "labor_contract_ends_on"})
 _HOUSING_ALIASES: dict[str, str] = {"自有": "own", "亲属": "relative", "租赁": "rental", "宿舍": "dormitory"}
 _LOCALE_ALIASES: dict[str, str] = {
     "zh": "zh-CN", "zh-cn": "zh-CN", "中文": "zh-CN",
@@ -65,6 +72,10 @@ class RosterRow:
     address: str | None = None
     employer: str | None = None
     locale: str = "zh-CN"
+    accumulation_started_on: date | None = None
+    points_basis: str | None = None
+    points_valid_until: date | None = None
+    labor_contract_ends_on: date | None = None
     # Canonical columns present in the header, so an update can leave absent columns untouched.
     present: frozenset[str] = frozenset()
 
@@ -142,6 +153,13 @@ def normalize_housing_type(raw: str) -> str:
     return value
 
 
+def normalize_points_basis(raw: str) -> str:
+    value = _POINTS_ALIASES.get(raw.strip(), raw.strip().lower())
+    if value not in POINTS_BASES:
+        raise ValueError("must be one of education, title, social_insurance_multiple (学历, 职称, 社保倍数)")
+    return value
+
+
 def normalize_locale(raw: str) -> str:
     # Lower-case and "_" -> "-" so zh_CN, ZH-cn, en_US all reach the alias table.
     value = _LOCALE_ALIASES.get(raw.strip().lower().replace("_", "-"))
@@ -207,8 +225,10 @@ def _parse_row(
                 values[column] = normalize_phone(raw)
             elif column == "email":
                 values[column] = _normalize_email(raw)
-            elif column in ("expires_on", "rental_registration_ends_on"):
+            elif column in _DATE_COLUMNS:
                 values[column] = parse_date(raw)
+            elif column == "points_basis":
+                values[column] = normalize_points_basis(raw)
             elif column == "housing_type":
                 values[column] = normalize_housing_type(raw)
             elif column == "locale":
