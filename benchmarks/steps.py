@@ -108,40 +108,6 @@ def dispatch(url: str, messages: int, latency_ms: float, rate: float | None = No
             "concurrency": getattr(dispatcher, "concurrency", 1)}
 
 
-def fake_capacity(messages: int, clients: int = 16) -> dict[str, Any]:
-    """How fast the fake alone answers plain `requests` clients (no SDK, no database): the
-    ceiling any dispatch figure on this machine is measured against."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    import requests
-
-    fake = subprocess.Popen([sys.executable, "-m", "benchmarks.fake_twilio", "0"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert fake.stdout is not None
-        base_url, sid, token = fake.stdout.readline().split()
-        local = threading.local()
-        url = f"{base_url}/2010-04-01/Accounts/{sid}/Messages.json"
-
-        def post(_: int) -> None:
-            if not hasattr(local, "session"):
-                local.session = requests.Session()  # keep-alive, like the SDK
-            answer = local.session.post(url, data={"To": "+8613800000000", "From": "+15005550006", "Body": "测试"},
-                                        auth=(sid, token), timeout=10)
-            answer.raise_for_status()
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(post, range(messages)))
-        seconds = time.perf_counter() - started
-    finally:
-        if fake.poll() is None:
-            fake.kill()
-        fake.wait()
-    return {"seconds": seconds, "sent": messages, "rate": messages / seconds, "clients": clients}
-
-
 def _accepted(fake: subprocess.Popen[str]) -> int:
     assert fake.stdin is not None and fake.stdout is not None
     fake.stdin.write("count\n")
@@ -187,8 +153,7 @@ def _seed_outbox(factory: Any, messages: int) -> int:
     return len(ids)
 
 
-STEPS: dict[str, Callable[..., dict[str, Any]]] = {"build": build, "scan": scan, "dispatch": dispatch,
-                                                    "fake_capacity": fake_capacity}
+STEPS: dict[str, Callable[..., dict[str, Any]]] = {"build": build, "scan": scan, "dispatch": dispatch}
 
 
 def main(argv: list[str]) -> None:
