@@ -19,6 +19,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from worker.evaluation import accumulated_of
 from worker.models import Holder
 from worker.roster import CANONICAL_COLUMNS, CHINESE_HEADERS
 from worker.runtime import Runtime
@@ -34,7 +35,8 @@ _LOCALE_ZH = {"zh-CN": "中文", "en": "英文"}
 # an absent column untouched, so leaving it out keeps the round trip harmless.
 EXPORT_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c != "address")
 _EXTRA = {"stage": ("阶段", "stage"), "days_left": ("距到期天数", "days_left"),
-          "eligibility": ("不能自动签注原因", "not_eligible_because")}
+          "eligibility": ("不能自动签注原因", "not_eligible_because"),
+          "accumulated": ("累计持有年限", "accumulated_years")}
 _TEMPLATE_NOTES = (
     ("工号", "必填", "贵公司内部的员工编号，每人唯一"), ("姓名", "", "用于提醒中的称呼"),
     ("手机", "手机或邮箱至少一项", "中国大陆手机号，可带 +86"), ("邮箱", "手机或邮箱至少一项", ""),
@@ -70,8 +72,10 @@ def export_csv(holders: Iterable[Holder], runtime: Runtime, lang: str, now: date
             values["housing_type"] = _HOUSING_ZH.get(holder.housing_type or "", holder.housing_type)
             values["locale"] = _LOCALE_ZH.get(holder.locale, holder.locale)
         row = [values[c] for c in EXPORT_COLUMNS]
+        held = accumulated_of(holder, now.astimezone(runtime.settings.tz).date())
         row += [pick(STAGES[view.stage], lang) if zh else view.stage, view.days_left,
-                "; ".join(pick(REASONS.get(r, (r, r)), lang) for r in view.reasons)]
+                "; ".join(pick(REASONS.get(r, (r, r)), lang) for r in view.reasons),
+                "" if held is None else (f"{held.years}年{held.months}个月" if zh else f"{held.years}y{held.months}m")]
         writer.writerow([safe_cell(v) for v in row])
     # A BOM, so Excel on a Chinese Windows opens the UTF-8 file without mangling the names.
     return ("\ufeff" + out.getvalue()).encode("utf-8")
