@@ -84,14 +84,17 @@ def insert_touch(session: Session, values: dict[str, Any]) -> bool:
 
 
 def supersede_older(session: Session, holder_id: int, keep: tuple[date, str, int]) -> None:
-    """A newer touch makes every older unsent one stale: never send two reminders at once."""
+    """A newer touch makes every older unsent one stale: never send two reminders at once.
+
+    Permit and points (积分) touches run on separate clocks: each supersedes only its own kind."""
     cycle, stage, day = keep
+    same_kind = Notification.stage == POINTS_STAGE if stage == POINTS_STAGE else Notification.stage != POINTS_STAGE
     session.execute(
         update(Notification)
         .where(
             Notification.holder_id == holder_id,
             Notification.status == "pending",
-            Notification.stage != POINTS_STAGE,  # points touches are superseded only by points touches
+            same_kind,
             ~((Notification.cycle_expires_on == cycle) & (Notification.stage == stage) & (Notification.touch_day == day)),
         )
         .values(status="cancelled", status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow())

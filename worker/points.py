@@ -27,7 +27,7 @@ from worker.db import unit_of_work
 from worker.evaluation import holder_today, holder_zone
 from worker.models import Holder, Team
 from worker.models import InsuranceMonth as InsuranceRow
-from worker.outbox import EnqueuedTouch, existing_touches, insert_touch
+from worker.outbox import EnqueuedTouch, existing_touches, insert_touch, supersede_older
 
 # How far ahead of points_valid_until the earliest points touch can fall (policy: 60 days).
 _WINDOW = timedelta(days=90)
@@ -70,26 +70,12 @@ def scan_points(factory: sessionmaker[Session], zone: ZoneInfo, *, today: date |
             if not dry_run:
                 if not insert_touch(session, values):
                     continue
-                supersede_older_points(session, holder.id, key[1:])
+                supersede_older(session, holder.id, key[1:])
             enqueued.append(EnqueuedTouch(slug, holder.external_id, holder.id, POINTS_RENEWAL, touch.day, touch.on,
                                           channel, holder.expires_on, (holder.expires_on - day).days))
         if dry_run:
             session.rollback()
     return enqueued
-
-
-def supersede_older_points(session: Session, holder_id: int, keep: tuple[date, str, int]) -> None:
-    # Only an older points touch is superseded by a newer one; permit reminders are independent.
-    from sqlalchemy import update
-
-    from worker.models import Notification, utcnow
-
-    cycle, stage, day = keep
-    session.execute(update(Notification).where(
-        Notification.holder_id == holder_id, Notification.status == "pending", Notification.stage == POINTS_RENEWAL,
-        ~((Notification.cycle_expires_on == cycle) & (Notification.touch_day == day)))
-        .values(status="cancelled", status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow()))
-
 
 
 def points_check(session: Session, holder: Holder, cycle: date, touch_day: int, today: date,
