@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,14 +28,35 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets the dispatcher read while the scan writes; foreign keys make deletes cascade.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    # The busy timeout first, so every pragma below waits for a writer instead of failing.
     cursor.execute("PRAGMA busy_timeout=30000")
+    _ensure_wal(cursor)
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # Deletion really deletes: freed pages are zeroed, so an erased holder is not left in the file.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def _ensure_wal(cursor: Any, patience: float = 30.0) -> None:
+    """WAL lets the dispatcher read while the scan writes.
+
+    The mode is stored in the file, so it is set once; asking again on every connect needs a
+    lock that SQLite reports as "database is locked" without waiting for the busy handler
+    while another process holds it (seen in CI with a daemon and a reader on one file).
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
