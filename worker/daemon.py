@@ -33,7 +33,7 @@ from worker.models import utcnow
 from worker.points import scan_points
 from worker.runtime import Runtime
 from worker.scan import scan
-from worker.scan_runs import claim_scan_day, scan_ran_on
+from worker.scan_runs import claim_scan_day, keeping_claim, scan_ran_on
 
 log = structlog.get_logger("worker.daemon")
 
@@ -73,9 +73,10 @@ class Daemon:
         if not claim_scan_day(self.runtime.factory, day, self.dispatcher.worker_id, now):
             log.info("scan.claimed_elsewhere", scan_date=day.isoformat())
             return
-        report = scan(self.runtime.factory, self.runtime.policy, self.settings.tz, now=now,
-                      should_stop=self.stopping.is_set)
-        points = scan_points(self.runtime.factory, self.settings.tz, now=now)
+        with keeping_claim(self.runtime.factory, day, self.dispatcher.worker_id):
+            report = scan(self.runtime.factory, self.runtime.policy, self.settings.tz, now=now,
+                          should_stop=self.stopping.is_set)
+            points = scan_points(self.runtime.factory, self.settings.tz, now=now)
         if points:
             log.info("scan.points_enqueued", enqueued=len(points))
         log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,

@@ -3,14 +3,21 @@
 The daemon claims the day by inserting its scan_runs row ("running", with a heartbeat); the
 primary key means one replica wins. A finished or freshly running day is skipped by the others;
 a day whose heartbeat went stale (its scanner was killed) is taken over with a conditional
-UPDATE. The scan itself is idempotent, so a takeover repeats nothing that was done.
+UPDATE. The scan itself is idempotent, so a takeover repeats nothing that was done. While it
+scans, the claimant beats the heartbeat (`keeping_claim`), so a long scan is not mistaken for a
+dead one.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, update
+import structlog
+from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +25,10 @@ from worker.db import unit_of_work
 from worker.models import ScanRun, utcnow
 
 STALE_AFTER = timedelta(minutes=5)
+# Well inside STALE_AFTER: a few missed beats (a slow database) still do not look like a death.
+BEAT_EVERY = timedelta(minutes=1)
+
+log = structlog.get_logger("worker.scan_runs")
 
 
 def claim_scan_day(factory: sessionmaker[Session], day: date, worker_id: str, now: datetime | None = None) -> bool:
@@ -40,10 +51,40 @@ def claim_scan_day(factory: sessionmaker[Session], day: date, worker_id: str, no
     return taken == 1
 
 
-def heartbeat(factory: sessionmaker[Session], day: date, worker_id: str) -> None:
+def heartbeat(factory: sessionmaker[Session], day: date, worker_id: str) -> bool:
+    """Refresh our claim on `day`; False when the row is no longer ours (or is gone)."""
     with unit_of_work(factory) as session:
-        session.execute(update(ScanRun).where(ScanRun.scan_date == day, ScanRun.claimed_by == worker_id)
-                        .values(heartbeat_at=utcnow()))
+        result = cast(CursorResult[Any], session.execute(
+            update(ScanRun).where(ScanRun.scan_date == day, ScanRun.claimed_by == worker_id)
+            .values(heartbeat_at=utcnow())))
+    return result.rowcount == 1
+
+
+@contextmanager
+def keeping_claim(factory: sessionmaker[Session], day: date, worker_id: str,
+                  every: timedelta = BEAT_EVERY) -> Iterator[None]:
+    """Beat the day's heartbeat from a side thread for as long as the block runs.
+
+    A thread rather than a beat between batches: one slow batch (a locked table, a slow disk)
+    must not let the claim go stale while the scan is still alive.
+    """
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every.total_seconds()):
+            try:
+                if not heartbeat(factory, day, worker_id):
+                    log.warning("scan.claim_lost", scan_date=day.isoformat())
+            except Exception as error:  # the scan goes on; the next beat may reach the database
+                log.warning("scan.heartbeat_failed", scan_date=day.isoformat(), error=str(error))
+
+    thread = threading.Thread(target=beat, name=f"scan-heartbeat-{day}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def record_scan_run(factory: sessionmaker[Session], day: date, holders_seen: int, enqueued: int,
