@@ -27,14 +27,19 @@ demo: $(STAMP)
 	$(BIN)/permit-worker scan
 	$(BIN)/permit-worker dispatch --once --now "$$(TZ=Asia/Shanghai date +%Y-%m-%dT10:00:00+08:00)"
 
-## test: every test (unit, SQLite and PostgreSQL integration, CLI and daemon subprocesses).
+## test: lint, then every test (unit, SQLite and PostgreSQL integration, CLI and daemon subprocesses).
 ##       As root, it installs and starts a local PostgreSQL (127.0.0.1) unless
 ##       PERMIT_TEST_POSTGRES_URL already points at one; otherwise PostgreSQL tests are skipped.
-test: $(STAMP)
+test: $(STAMP) lint
 	@url="$${PERMIT_TEST_POSTGRES_URL:-}"; \
 	if [ -z "$$url" ] && [ "$$(id -u)" = 0 ]; then url=$$(./.ci/postgres.sh | tail -1) || url=""; fi; \
 	if [ -z "$$url" ]; then echo "note: no PostgreSQL server: running the SQLite half of the suite only"; fi; \
 	PERMIT_TEST_POSTGRES_URL="$$url" $(BIN)/python -m pytest
+
+## lint: ruff (style, imports, likely bugs) and mypy (types) over the code; part of `make test`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## bench: scan, import and dispatch figures, SQLite and PostgreSQL side by side (benchmarks/README.md).
 ##        BENCH_ARGS=--big adds the 1M-holder registries (the issue's targets; ~10 more minutes).

@@ -12,7 +12,7 @@ import csv
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -170,7 +170,7 @@ def build_registry(url: str, n: int, day: date, seed: int = 42, policy: Policy |
     steady = _Steady(policy or load_policy(None), day - timedelta(days=1))
     engine = make_engine(url)
     postgres = engine.dialect.name == "postgresql"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with engine.begin() as conn:
         team_id = conn.execute(insert(Team).values(slug=TEAM_SLUG, name="Benchmark Co.", created_at=now)
                                .returning(Team.id)).scalar_one()
@@ -207,7 +207,7 @@ def build_registry(url: str, n: int, day: date, seed: int = 42, policy: Policy |
         })
         counts["due_today"] += following == day
         if touch is not None and channel is not None:  # yesterday's latest touch: enqueued, sent
-            sent_at = datetime.combine(touch.on, time(10), SHANGHAI).astimezone(timezone.utc)
+            sent_at = datetime.combine(touch.on, time(10), SHANGHAI).astimezone(UTC)
             sent = sent_at.replace(tzinfo=None) if postgres else sent_at
             notes.append({"holder_id": holder_id, "cycle_expires_on": p.expires_on, "stage": touch.stage,
                           "touch_day": touch.day, "touch_on": touch.on, "channel": channel, "status": "sent",

@@ -178,7 +178,7 @@ def pg_reachable(url: str) -> str | None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means: skip PostgreSQL, say why
+    except Exception as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     return None
 

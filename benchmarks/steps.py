@@ -11,7 +11,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ def dispatch(url: str, messages: int, latency_ms: float, rate: float | None = No
         runtime = Runtime(Settings())
         seeded = _seed_outbox(runtime.factory, messages)
         dispatcher = runtime.dispatcher()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         counts: Counter[str] = Counter()
         started = time.perf_counter()
         deadline = started + max_seconds
@@ -141,7 +141,7 @@ def _seed_outbox(factory: Any, messages: int) -> int:
 
     today = datetime.now(data.SHANGHAI).date()
     expires = today + timedelta(days=30)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with factory() as session, session.begin():
         team_id = session.scalar(select(Team.id).where(Team.slug == "dispatch"))
         if team_id is None:

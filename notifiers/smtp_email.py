@@ -176,7 +176,8 @@ class SmtpEmailNotifier:
         self._domain = addr.rpartition("@")[2]
 
     def __repr__(self) -> str:  # never the password
-        return f"SmtpEmailNotifier(host={self.host!r}, port={self.port}, tls={self.tls!r}, user={self.user!r}, from={self.from_address!r})"
+        return (f"SmtpEmailNotifier(host={self.host!r}, port={self.port}, tls={self.tls!r}, "
+                f"user={self.user!r}, from={self.from_address!r})")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpEmailNotifier:
@@ -251,7 +252,7 @@ class SmtpEmailNotifier:
             email = self.build(message)
             self._deliver(email, message.to)
             return SendResult.sent(str(email["Message-ID"]))
-        except Exception as exc:  # noqa: BLE001 - never raise from send
+        except Exception as exc:
             result = self._classify(exc)
             if self._password and result.error and self._password in result.error:
                 return SendResult(
@@ -283,7 +284,7 @@ class SmtpEmailNotifier:
         # The message is accepted: a failing QUIT must not turn it into a retry (a duplicate).
         try:
             smtp.quit()
-        except Exception:  # noqa: BLE001
+        except Exception:
             smtp.close()
 
     @staticmethod

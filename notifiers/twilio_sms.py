@@ -28,7 +28,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -91,7 +91,7 @@ class _HeaderKeepingHttpClient(TwilioHttpClient):
 
 def _as_utc(moment: datetime) -> datetime:
     # Naive datetimes are taken as UTC.
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -136,7 +136,7 @@ def _parse_retry_after(value: str | None) -> float | None:
             when = _as_utc(email.utils.parsedate_to_datetime(value))
         except (TypeError, ValueError):
             return None
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+        seconds = (when - datetime.now(UTC)).total_seconds()
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
@@ -272,7 +272,7 @@ class TwilioSmsNotifier:
         """Seconds Twilio may keep trying; None when the window has already closed."""
         if valid_until is None:
             return self._max_validity
-        remaining = (_as_utc(valid_until) - datetime.now(timezone.utc)).total_seconds()
+        remaining = (_as_utc(valid_until) - datetime.now(UTC)).total_seconds()
         if remaining <= 0:
             return None
         return max(1, min(self._max_validity, math.ceil(remaining)))
@@ -312,13 +312,15 @@ class TwilioSmsNotifier:
         # Without a JSON body the SDK reports the HTTP status as the code: not Twilio's verdict.
         twilio_code = code if code is not None and code != status else None
         if status >= 500:
-            return SendResult.ambiguous(f"twilio {twilio_code or status}: {detail} (HTTP {status}): may have been accepted")
+            return SendResult.ambiguous(
+                f"twilio {twilio_code or status}: {detail} (HTTP {status}): may have been accepted")
         if status == 429 or twilio_code == 20429:
             retry_after = _parse_retry_after(self._http.last_headers().get("Retry-After"))
             return SendResult.transient(f"twilio {twilio_code or 429}: rate limited: {detail}", retry_after)
         if status in (401, 403) or twilio_code == 20003:
             return SendResult.transient(
-                f"authentication failed: check TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN (twilio {twilio_code or status}, HTTP {status})"
+                "authentication failed: check TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN "
+                f"(twilio {twilio_code or status}, HTTP {status})"
             )
         if 400 <= status < 500 and status != 408 and twilio_code is not None:
             return SendResult.permanent(f"twilio {twilio_code}: {detail}", error_code=str(twilio_code))

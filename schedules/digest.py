@@ -21,7 +21,8 @@ ZH, EN = 0, 1
 
 _KINDS = {
     "opted_out": ("退订短信（仍可收到邮件提醒）", "opted out of SMS (email reminders continue)"),
-    "renewal_reported": ("回复称已续签，请核实新的有效期", "replied that the permit was renewed; please verify the new expiry date"),
+    "renewal_reported": ("回复称已续签，请核实新的有效期",
+                         "replied that the permit was renewed; please verify the new expiry date"),
     "unreachable": ("提醒无法送达，请直接联系本人", "could not be reached; please contact them directly"),
     "reply": ("回复了短信", "replied to a reminder"),
 }
@@ -187,7 +188,8 @@ def _event_line(item: HrNoticeItem, lang: int) -> str:
 
 def _points_line(line: PointsDigestLine, lang: int) -> str:
     who = f"{line.external_id} {line.name}" if line.name else line.external_id
-    head = (f"- {who}：积分有效期至 {line.points_valid_until}", f"- {who}: points valid until {line.points_valid_until}")[lang]
+    head = (f"- {who}：积分有效期至 {line.points_valid_until}",
+            f"- {who}: points valid until {line.points_valid_until}")[lang]
     locale = ("zh-CN", "en")[lang]
     return "\n".join([head, *(f"  · {finding_text(f.code, locale, f.detail)}" for f in line.findings)])
 

@@ -200,9 +200,9 @@ ENDPOINTS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS + [("GET", "/v1/holders", None),
-                                                                   ("GET", "/v1/summary", None),
-                                                                   ("POST", "/v1/holders", holder())])
+@pytest.mark.parametrize(("method", "path", "body"), [*ENDPOINTS, ("GET", "/v1/holders", None),
+                                                               ("GET", "/v1/summary", None),
+                                                               ("POST", "/v1/holders", holder())])
 @pytest.mark.parametrize("auth", [None, "Bearer nope", "Basic abc", "Bearer "])
 def test_without_a_valid_token_every_endpoint_is_401(api: Api, method: str, path: str, body: object,
                                                     auth: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -43,10 +44,8 @@ def _collect(sink: queue.Queue[str], count: int, timeout: float, until: str | No
     while len(lines) < count and time.monotonic() < deadline:
         if until is not None and lines and until in lines[-1]:
             break
-        try:
+        with contextlib.suppress(queue.Empty):
             lines.append(sink.get(timeout=0.2))
-        except queue.Empty:
-            pass
     return lines
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -192,7 +193,7 @@ def test_the_rate_ceiling_is_held(factory, team, policy, twilio, smtp) -> None:
     dispatcher = make_dispatcher(factory, policy, twilio, smtp, rates={"twilio": 5})
     assert dispatcher.run_batch(now=at(10)) == {"sent": 6}
     times = [r.at for r in twilio.requests if r.method == "POST"]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     # Never two sends closer than 1/5 s (a little slack for the clock read on the other side).
     assert min(gaps) >= 0.2 * 0.95
     assert len(times) / (times[-1] - times[0] + 0.2) <= 5 * 1.05

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -273,7 +273,7 @@ def test_events_are_marked_reported_at_the_digest_moment(factory, team, smtp, di
     digest(at(DAY, 10))
     with unit_of_work(factory) as session:
         reported = session.scalar(select(HrEvent.reported_at))
-    assert reported == at(DAY, 10).astimezone(timezone.utc)
+    assert reported == at(DAY, 10).astimezone(UTC)
 
 
 def test_the_daemon_checks_every_half_hour_from_the_configured_digest_time(db_url: str, team) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -189,4 +189,4 @@ def test_the_message_is_in_the_holders_language(factory, team, policy) -> None:
 
 def test_now_is_utc_aware_everywhere(factory, policy, enqueued) -> None:
     make_dispatcher(factory, policy, RecordingNotifier()).dispatch_one(at(10))
-    assert note(factory, enqueued).sent_at.tzinfo == timezone.utc
+    assert note(factory, enqueued).sent_at.tzinfo == UTC

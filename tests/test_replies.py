@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -26,7 +26,7 @@ def test_anything_else_is_not_a_command(text: str) -> None:
 
 
 def test_hr_events_are_listed_in_the_digest_in_chinese_and_english() -> None:
-    at = datetime(2026, 12, 1, 2, 30, tzinfo=timezone.utc)
+    at = datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
     events = [
         HrNoticeItem("opted_out", "E1: replied 'TD'", at),
         HrNoticeItem("unreachable", "E2: renew_in_person -10 reminder could not be delivered", at),

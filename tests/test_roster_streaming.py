@@ -7,7 +7,7 @@ import io
 import os
 import subprocess
 import sys
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -165,7 +165,7 @@ def test_registration_enqueues_the_stage_reminder_at_once_and_the_scan_does_not_
     today = datetime.now(SHANGHAI).date()
     rows = [_row(2 + i, f"H{i}", today + timedelta(days=days)) for i, days in enumerate((10, 25, 200, -5))]
     with unit_of_work(factory) as session:
-        ctx = Context(policy, SHANGHAI, datetime.now(timezone.utc))
+        ctx = Context(policy, SHANGHAI, datetime.now(UTC))
         counts = registry.import_roster_chunked(session, session.merge(team), rows, "k",
                                                 lambda part: handle(session, part.events, ctx), chunk_size=3)
     assert counts.created == 4

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from freezegun import freeze_time
@@ -168,7 +168,7 @@ def test_scan_stops_between_batches_when_asked(factory, team, policy) -> None:
 
 
 def test_now_defaults_to_the_real_clock_in_utc(factory, team, policy) -> None:
-    with freeze_time(datetime(2027, 1, 1, 2, 0, tzinfo=timezone.utc)):
+    with freeze_time(datetime(2027, 1, 1, 2, 0, tzinfo=UTC)):
         assert scan(factory, policy, SHANGHAI).scan_date == date(2027, 1, 1)
 
 

@@ -55,7 +55,7 @@ TOUCHES = {
 
 ELIGIBLE = HolderFacts(expires_on=EXPIRES, housing_type="own")
 INELIGIBLE = HolderFacts(expires_on=EXPIRES, housing_type="own", changed_since_endorsement=frozenset({"address"}))
-DAYS = list(range(31, -92, -1)) + [365, 120, 32, -92, -200, -1000]
+DAYS = [*range(31, -92, -1), 365, 120, 32, -92, -200, -1000]
 
 
 def test_policy_uses_exactly_the_stage_names_of_rules_md() -> None:

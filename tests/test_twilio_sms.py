@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -115,7 +115,7 @@ def test_no_status_callback_is_sent_when_none_is_configured(fake: FakeTwilio, ma
 def test_validity_period_counts_down_to_the_end_of_the_send_window(
     fake: FakeTwilio, make_notifier: NotifierFactory
 ) -> None:
-    make_notifier().send(sms(valid_until=datetime.now(timezone.utc) + timedelta(seconds=90)))
+    make_notifier().send(sms(valid_until=datetime.now(UTC) + timedelta(seconds=90)))
 
     assert 89 <= int(fake.requests[0].params["ValidityPeriod"]) <= 91
 
@@ -124,14 +124,14 @@ def test_validity_period_is_clamped_to_the_configured_maximum(
     fake: FakeTwilio, make_notifier: NotifierFactory
 ) -> None:
     notifier = make_notifier(max_validity_seconds=3600)
-    notifier.send(sms(valid_until=datetime.now(timezone.utc) + timedelta(days=2)))
+    notifier.send(sms(valid_until=datetime.now(UTC) + timedelta(days=2)))
     notifier.send(sms(valid_until=None))
 
     assert [r.params["ValidityPeriod"] for r in fake.requests] == ["3600", "3600"]
 
 
 def test_a_naive_valid_until_is_taken_as_utc(fake: FakeTwilio, make_notifier: NotifierFactory) -> None:
-    naive = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=600)
+    naive = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=600)
 
     make_notifier().send(sms(valid_until=naive))
 
@@ -139,7 +139,7 @@ def test_a_naive_valid_until_is_taken_as_utc(fake: FakeTwilio, make_notifier: No
 
 
 def test_a_closed_send_window_sends_nothing(fake: FakeTwilio, make_notifier: NotifierFactory) -> None:
-    result = make_notifier().send(sms(valid_until=datetime.now(timezone.utc) - timedelta(seconds=1)))
+    result = make_notifier().send(sms(valid_until=datetime.now(UTC) - timedelta(seconds=1)))
 
     assert result.status is SendStatus.TRANSIENT and result.error == "send window closed before sending"
     assert fake.requests == []
@@ -302,7 +302,7 @@ def test_no_credential_appears_in_any_error(fake: FakeTwilio, make_notifier: Not
     dead = TwilioSmsNotifier(
         account_sid=fake.account_sid, auth_token=fake.auth_token, from_number=FROM, base_url=unused_base_url()
     )
-    results += [dead.send(sms()), dead.reconcile(sms(), datetime.now(timezone.utc)) or SendResult.sent()]
+    results += [dead.send(sms()), dead.reconcile(sms(), datetime.now(UTC)) or SendResult.sent()]
 
     assert all(result.error for result in results)
     for result in results:
@@ -317,7 +317,7 @@ def test_reconcile_finds_a_message_accepted_before_a_server_error(
     fake: FakeTwilio, make_notifier: NotifierFactory
 ) -> None:
     notifier = make_notifier()
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     fake.script(server_error(accept=True))
     assert notifier.send(sms()).status is SendStatus.AMBIGUOUS
 
@@ -331,7 +331,7 @@ def test_reconcile_finds_a_message_accepted_before_a_timeout(
     fake: FakeTwilio, make_notifier: NotifierFactory
 ) -> None:
     notifier = make_notifier(timeout_seconds=0.5)
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     fake.script(slow(2.0))
     assert notifier.send(sms()).status is SendStatus.AMBIGUOUS
 
@@ -344,7 +344,7 @@ def test_reconcile_finds_nothing_when_the_server_error_kept_nothing(
     fake: FakeTwilio, make_notifier: NotifierFactory
 ) -> None:
     notifier = make_notifier()
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     fake.script(server_error(accept=False))
     notifier.send(sms())
 
@@ -353,7 +353,7 @@ def test_reconcile_finds_nothing_when_the_server_error_kept_nothing(
 
 def test_reconcile_ignores_a_message_with_another_body(fake: FakeTwilio, make_notifier: NotifierFactory) -> None:
     notifier = make_notifier()
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     notifier.send(sms(body="【居住证提醒】另一条提醒"))
 
     assert notifier.reconcile(sms(), since) is None
@@ -361,14 +361,14 @@ def test_reconcile_ignores_a_message_with_another_body(fake: FakeTwilio, make_no
 
 def test_reconcile_ignores_the_same_text_sent_long_before(fake: FakeTwilio, make_notifier: NotifierFactory) -> None:
     # Yesterday's identical reminder is not the lost send of today.
-    fake.add_accepted(TO, BODY, created=datetime.now(timezone.utc) - timedelta(days=1))
+    fake.add_accepted(TO, BODY, created=datetime.now(UTC) - timedelta(days=1))
 
-    assert make_notifier().reconcile(sms(), datetime.now(timezone.utc)) is None
+    assert make_notifier().reconcile(sms(), datetime.now(UTC)) is None
 
 
 def test_reconcile_filters_by_recipient_only(fake: FakeTwilio, make_notifier: NotifierFactory) -> None:
     # A DateSent> filter would hide queued messages, which have no DateSent yet.
-    make_notifier().reconcile(sms(), datetime.now(timezone.utc))
+    make_notifier().reconcile(sms(), datetime.now(UTC))
 
     listing = fake.requests[-1]
     assert listing.method == "GET" and listing.params["To"] == TO
@@ -380,13 +380,13 @@ def test_reconcile_against_a_dead_server_is_transient() -> None:
         account_sid="AC" + "3" * 32, auth_token="t" * 32, from_number=FROM, base_url=unused_base_url()
     )
 
-    result = notifier.reconcile(sms(), datetime.now(timezone.utc))
+    result = notifier.reconcile(sms(), datetime.now(UTC))
 
     assert result is not None and result.status is SendStatus.TRANSIENT
 
 
 def test_reconcile_with_wrong_credentials_is_transient(fake: FakeTwilio, make_notifier: NotifierFactory) -> None:
-    result = make_notifier(auth_token="e" * 32).reconcile(sms(), datetime.now(timezone.utc))
+    result = make_notifier(auth_token="e" * 32).reconcile(sms(), datetime.now(UTC))
 
     assert result is not None and result.status is SendStatus.TRANSIENT
     assert result.error == "reconcile lookup failed: HTTP 401 from Twilio"
@@ -470,5 +470,5 @@ def test_every_request_goes_to_the_base_url_even_with_sdk_edge_variables(
     notifier = TwilioSmsNotifier.from_env(env_for(fake))
 
     assert notifier.send(sms()).status is SendStatus.SENT
-    assert notifier.reconcile(sms(), datetime.now(timezone.utc)) is not None
+    assert notifier.reconcile(sms(), datetime.now(UTC)) is not None
     assert [r.method for r in fake.requests] == ["POST", "GET"]

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -159,7 +159,7 @@ def sign_in(page: Page, base: str, token: str) -> None:
 
 def add_delivery_trouble(runtime: Runtime) -> None:
     """What the daemon would have recorded meanwhile: a reminder that bounced, and an opt-out."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with unit_of_work(runtime.factory) as session:
         bounced = session.scalar(select(Holder).where(Holder.external_id == "SH-1004"))
         assert bounced is not None

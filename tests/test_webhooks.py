@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -64,7 +64,7 @@ def post(base: str, path: str, form: dict[str, str], sign: bool = True, token: s
 def sent_sms(factory, team) -> tuple[int, int]:
     """A holder with phone and email whose -10 touch went out as SMS SM123."""
     holder_id = add_holder(factory, team, "E1", EXPIRES, phone="+8613800138000", email="e1@example.com")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with unit_of_work(factory) as session:
         note = Notification(holder_id=holder_id, cycle_expires_on=EXPIRES, stage="renew_in_person", touch_day=-10,
                             touch_on=EXPIRES - timedelta(days=10), channel="sms", status="sent", attempts=1,
@@ -150,7 +150,7 @@ def test_a_renewed_reply_moves_the_cycle_a_year_and_hr_sees_it(server, factory, 
     with unit_of_work(factory) as session:
         session.add(Notification(holder_id=sent_sms[0], cycle_expires_on=EXPIRES, stage="renew_in_person",
                                  touch_day=-3, touch_on=EXPIRES - timedelta(days=3), channel="sms",
-                                 status="pending", attempts=0, next_attempt_at=datetime.now(timezone.utc)))
+                                 status="pending", attempts=0, next_attempt_at=datetime.now(UTC)))
     post(server, "/webhooks/twilio/inbound", {"From": "+8613800138000", "Body": word})
     with unit_of_work(factory) as session:
         assert session.get(Holder, sent_sms[0]).expires_on == date(2028, 1, 20)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,8 +28,8 @@ def test_the_window_includes_its_start_and_excludes_its_end(moment: datetime, in
 
 def test_utc_moments_are_judged_in_the_holders_zone() -> None:
     # 01:00 UTC is 09:00 in Shanghai; 00:59 UTC is 08:59.
-    assert in_send_window(datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc), WINDOW, SHANGHAI)
-    assert not in_send_window(datetime(2026, 12, 1, 0, 59, tzinfo=timezone.utc), WINDOW, SHANGHAI)
+    assert in_send_window(datetime(2026, 12, 1, 1, 0, tzinfo=UTC), WINDOW, SHANGHAI)
+    assert not in_send_window(datetime(2026, 12, 1, 0, 59, tzinfo=UTC), WINDOW, SHANGHAI)
 
 
 def test_before_the_window_a_message_waits_for_this_mornings_opening() -> None:

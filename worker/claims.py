@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, true,
 from sqlalchemy.orm import Session
 
 from notifiers.base import SendStatus
+from worker.db import rows_changed
 from worker.models import DeliveryAttempt, Notification, utcnow
 
 log = structlog.get_logger("worker.claims")
@@ -132,7 +133,7 @@ def _claim_conditionally(session: Session, now: datetime, n: int, worker_id: str
         ).values(**values)
         params = [{"c_id": c.id, "c_status": c.status, "c_attempts": c.attempts, "c_until": c.claimed_until}
                   for c in candidates]
-        matched = session.execute(stmt, params).rowcount  # type: ignore[attr-defined]
+        matched = rows_changed(session.execute(stmt, params))
         if matched == len(candidates):
             won += candidates
             break  # won all we read: enough, or all that is due
@@ -195,7 +196,8 @@ def stamp_rendered(session: Session, rows: Sequence[RenderStamp]) -> None:
     for row in rows:
         groups.setdefault((row.rendered_on, row.segments), []).append(row.row_id)
     for (rendered_on, segments), row_ids in groups.items():
-        session.execute(update(_TABLE).where(_TABLE.c.id.in_(row_ids)).values(rendered_on=rendered_on, segments=segments))
+        session.execute(update(_TABLE).where(_TABLE.c.id.in_(row_ids))
+                        .values(rendered_on=rendered_on, segments=segments))
 
 
 def release_unsent(session: Session, rows: Sequence[RenderStamp], worker_id: str) -> int:
@@ -211,4 +213,4 @@ def release_unsent(session: Session, rows: Sequence[RenderStamp], worker_id: str
         status="pending", claimed_by=None, claimed_until=None, rendered_on=bindparam("r_rendered_on"),
         segments=bindparam("r_segments"))
     params = [{"r_id": r.row_id, "r_rendered_on": r.rendered_on, "r_segments": r.segments} for r in rows]
-    return session.execute(stmt, params).rowcount  # type: ignore[attr-defined, no-any-return]
+    return rows_changed(session.execute(stmt, params))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import click
 import structlog
@@ -66,7 +66,7 @@ def scan_command(app: App, today: date | None, dry_run: bool, as_json: bool) -> 
     report = scan(runtime.factory, runtime.policy, runtime.settings.tz, today=today, dry_run=dry_run)
     # Points (积分) touches: 60 and 30 days before the points expire, when the holder can act.
     report.enqueued.extend(scan_points(runtime.factory, runtime.settings.tz, today=today,
-                                       now=datetime.now(timezone.utc), dry_run=dry_run))
+                                       now=datetime.now(UTC), dry_run=dry_run))
     log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
              enqueued=len(report.enqueued), dry_run=dry_run, seconds=round(report.seconds, 3))
     if as_json:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
@@ -28,7 +28,7 @@ def holders_explain(app: App, external_id: str, team_slug: str, today: date | No
     runtime = app.ready()
     with unit_of_work(runtime.factory) as session:
         holder = registry.get_holder(session, registry.get_team(session, team_slug), external_id)
-        day = today or holder_today(holder, datetime.now(timezone.utc), runtime.settings.tz)
+        day = today or holder_today(holder, datetime.now(UTC), runtime.settings.tz)
         data = explain(session, holder, day, runtime.policy)
     out(json.dumps(data, ensure_ascii=False) if as_json else explain_text(data))
 

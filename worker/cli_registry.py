@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
@@ -20,7 +20,7 @@ from worker.runtime import Runtime
 
 def act_on(session: Session, runtime: Runtime, events: list[Event]) -> list[EnqueuedTouch]:
     """Registration is event-driven: what is due today is enqueued now, not at tomorrow's scan."""
-    return handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(timezone.utc)))
+    return handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
 
 
 def register(cli: click.Group) -> None:
@@ -95,7 +95,7 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool) -> None:
     with stream, spool_roster(iter_roster_csv(stream)) as rows:
         runtime = app.ready()
         # One context for the whole file: its planner's memo of evaluations spans the chunks.
-        ctx = Context(runtime.policy, runtime.settings.tz, datetime.now(timezone.utc))
+        ctx = Context(runtime.policy, runtime.settings.tz, datetime.now(UTC))
         enqueued = 0
 
         def act(chunk: registry.ImportSummary) -> None:
@@ -124,7 +124,7 @@ def holders_list(app: App, team_slug: str, today: date | None, as_json: bool) ->
     from worker.evaluation import evaluate_holder, holder_today
 
     runtime = app.ready()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with unit_of_work(runtime.factory) as session:
         team = registry.get_team(session, team_slug)
         for holder in registry.holders_of(session, team):
@@ -186,4 +186,5 @@ def demo_seed(app: App, team_slug: str) -> None:
             team = registry.create_team(session, team_slug, "示例科技有限公司 (demo)", None)
         summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
         act_on(session, runtime, summary.events)
-    out(f"seeded team {team_slug}: {len(summary.created)} new, {len(summary.updated) + len(summary.unchanged)} existing")
+    existing = len(summary.updated) + len(summary.unchanged)
+    out(f"seeded team {team_slug}: {len(summary.created)} new, {existing} existing")

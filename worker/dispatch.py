@@ -109,7 +109,7 @@ class Dispatcher(Recording):
             with unit_of_work(self.factory) as session:
                 claimed = self._claim_in(session, now, n)
                 return len(claimed), self._prepare_in(session, claimed, now)
-        except Exception:  # noqa: BLE001 - rolled back; the steps apart isolate and log a bad row
+        except Exception:
             claimed = self.claim(now, n)
             return len(claimed), self.prepare(claimed, now)
 

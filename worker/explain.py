@@ -20,10 +20,12 @@ from worker.evaluation import accumulated_of, facts_of
 from worker.models import Holder
 from worker.points import findings_of
 
-_REASONS_ZH = {"address_changed": "居住地址已变更", "employer_changed": "用人单位已变更", "phone_changed": "联系电话已变更",
+_REASONS_ZH = {"address_changed": "居住地址已变更", "employer_changed": "用人单位已变更",
+               "phone_changed": "联系电话已变更",
                "rental_registration_ends_before_expiry": "租赁备案在居住证到期前到期"}
-_STAGE_ZH = {"valid": "有效", "upcoming": "即将到期", "auto_renewal_window": "自动签注期", "renew_in_person": "需本人办理",
-             "expired_grace": "已过期（宽限期内）", "accumulation_reset": "已过期（累计年限将清零）", "lapsed": "已失效"}
+_STAGE_ZH = {"valid": "有效", "upcoming": "即将到期", "auto_renewal_window": "自动签注期",
+             "renew_in_person": "需本人办理", "expired_grace": "已过期（宽限期内）",
+             "accumulation_reset": "已过期（累计年限将清零）", "lapsed": "已失效"}
 
 
 def explain(session: Session, holder: Holder, today: date, policy: Policy) -> dict[str, Any]:

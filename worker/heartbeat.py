@@ -17,13 +17,13 @@ import socket
 import sys
 import threading
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.db import unit_of_work
+from worker.db import rows_changed, unit_of_work
 from worker.models import WorkerHeartbeat, utcnow
 from worker.outbox import insert_dialect
 
@@ -68,9 +68,7 @@ def prune(factory: sessionmaker[Session], now: datetime | None = None) -> int:
     """Delete rows of workers that stopped beating a day ago: killed, not stopped cleanly."""
     cutoff = (now or utcnow()) - PRUNE_AFTER
     with unit_of_work(factory) as session:
-        result = cast("CursorResult[Any]", session.execute(delete(WorkerHeartbeat)
-                                                          .where(WorkerHeartbeat.heartbeat_at < cutoff)))
-        return result.rowcount
+        return rows_changed(session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.heartbeat_at < cutoff)))
 
 
 def freshest_dispatcher_heartbeat(session: Session) -> datetime | None:

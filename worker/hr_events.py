@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from worker.db import rows_changed
 from worker.models import HrEvent
 
 LEASE = timedelta(minutes=10)
@@ -30,8 +31,8 @@ def claim_hr_events(session: Session, team_id: int, now: datetime, limit: int = 
     # A conditional UPDATE per row: only rows whose update hit are ours (another replica may
     # have taken some between the select and here).
     won = [i for i in ids
-           if session.execute(update(HrEvent).where(HrEvent.id == i, claimable)
-                              .values(claimed_until=now + LEASE)).rowcount == 1]
+           if rows_changed(session.execute(update(HrEvent).where(HrEvent.id == i, claimable)
+                                           .values(claimed_until=now + LEASE))) == 1]
     return list(session.scalars(select(HrEvent).where(HrEvent.id.in_(won)).order_by(HrEvent.id)))
 
 

@@ -42,11 +42,12 @@ _MEMO_LIMIT = 20_000
 
 
 def insert_dialect(session: Session) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def supersede_older(session: Session, holder_id: int, keep: tuple[date, str, int
             Notification.holder_id == holder_id,
             Notification.status == "pending",
             same_kind,
-            ~((Notification.cycle_expires_on == cycle) & (Notification.stage == stage) & (Notification.touch_day == day)),
+            ~((Notification.cycle_expires_on == cycle) & (Notification.stage == stage)
+              & (Notification.touch_day == day)),
         )
         .values(status="cancelled", status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow())
     )

@@ -96,7 +96,7 @@ class Recording:
                     for d in others:
                         outcomes[d.row_id] = self._record(session, notes.get(d.row_id), d)
                 return [outcomes[d.row_id] for d in deliveries]
-        except Exception as exc:  # noqa: BLE001 - logged per row below, by _unrecordable
+        except Exception as exc:
             if len(deliveries) > 1:
                 # A row whose recording fails (e.g. its fallback) must not lose the others' results.
                 return [outcome for d in deliveries for outcome in self.finish([d])]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from schedules.accumulation import accumulation_after_renewal, held_since
 from worker.bulk import any_of, insert_many, is_postgresql, table_of
+from worker.db import rows_changed
 from worker.events import Event, HolderRegistered, HolderUpdated, RenewalConfirmed
 from worker.fingerprint import fingerprint, fingerprint_key
 from worker.models import DUE_NOW, Holder, Notification, Team, utcnow
@@ -111,7 +112,7 @@ def cancel_pending(session: Session, holder_id: int, reason: str, keep_cycle: da
     )
     if keep_cycle is not None:
         stmt = stmt.where(Notification.cycle_expires_on != keep_cycle)
-    return session.execute(stmt).rowcount or 0
+    return rows_changed(session.execute(stmt))
 
 
 def start_new_cycle(session: Session, holder: Holder, new_expires_on: date, reason: str,

@@ -32,6 +32,7 @@ CHINESE_HEADERS: dict[str, str] = dict(zip(
     ("工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址", "用人单位", "语言",
      "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日"),
     CANONICAL_COLUMNS,
+    strict=True,
 ))
 HOUSING_TYPES: tuple[str, ...] = ("own", "relative", "rental", "dormitory")
 POINTS_BASES: tuple[str, ...] = ("education", "title", "social_insurance_multiple")

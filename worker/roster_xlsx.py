@@ -79,7 +79,7 @@ def _check_archive(data: bytes) -> None:
             unzipped = sum(info.file_size for info in archive.infolist())
     except MemoryError:
         raise
-    except Exception:  # noqa: BLE001 - zipfile raises many types on hostile bytes; all mean this
+    except Exception:
         raise RosterError([_UNREADABLE]) from None
     if unzipped > MAX_UNZIPPED_BYTES:
         raise RosterError([_TOO_LARGE])
@@ -100,7 +100,7 @@ def _sheet_rows(sheet: ReadOnlyWorksheet) -> Generator[tuple[int, list[str]], No
             row = next(values, None)
         except MemoryError:
             raise
-        except Exception:  # noqa: BLE001 - as at load: any failure means a broken workbook
+        except Exception:
             raise RosterError([_UNREADABLE]) from None
         if row is None:
             return
@@ -133,7 +133,7 @@ def parse_roster_xlsx(data: bytes) -> list[RosterRow]:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
     except MemoryError:
         raise
-    except Exception:  # noqa: BLE001 - a zip that is not a workbook fails in many ways
+    except Exception:
         raise RosterError([_UNREADABLE]) from None
     try:  # read-only workbooks keep the archive open until closed
         if not workbook.worksheets:  # e.g. only chart sheets

@@ -15,7 +15,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from time import perf_counter
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -92,7 +92,7 @@ def _due_filter(today: date | None, now: datetime, real_today: date) -> ColumnEl
     own can already be a day ahead; and only if somewhere on Earth it is tomorrow already."""
     if today is not None:
         return Holder.next_due_on <= today
-    if (now.astimezone(timezone.utc) + _FURTHEST_AHEAD).date() <= real_today:
+    if (now.astimezone(UTC) + _FURTHEST_AHEAD).date() <= real_today:
         # E.g. the daemon's 08:30 Shanghai scan: nobody anywhere is a day ahead. A pure index
         # range, and a quiet day reads nothing at all.
         return Holder.next_due_on <= real_today

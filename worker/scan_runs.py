@@ -14,14 +14,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, or_, update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.db import unit_of_work
+from worker.db import rows_changed, unit_of_work
 from worker.models import ScanRun, utcnow
 
 STALE_AFTER = timedelta(minutes=5)
@@ -42,22 +41,22 @@ def claim_scan_day(factory: sessionmaker[Session], day: date, worker_id: str, no
     except IntegrityError:
         pass
     with unit_of_work(factory) as session:
-        taken = session.execute(
+        taken = rows_changed(session.execute(
             update(ScanRun)
             .where(ScanRun.scan_date == day, ScanRun.status == "running",
                    or_(ScanRun.heartbeat_at.is_(None), ScanRun.heartbeat_at < now - STALE_AFTER))
             .values(claimed_by=worker_id, heartbeat_at=now)
-        ).rowcount
+        ))
     return taken == 1
 
 
 def heartbeat(factory: sessionmaker[Session], day: date, worker_id: str) -> bool:
     """Refresh our claim on `day`; False when the row is no longer ours (or is gone)."""
     with unit_of_work(factory) as session:
-        result = cast(CursorResult[Any], session.execute(
+        beaten = rows_changed(session.execute(
             update(ScanRun).where(ScanRun.scan_date == day, ScanRun.claimed_by == worker_id)
             .values(heartbeat_at=utcnow())))
-    return result.rowcount == 1
+    return beaten == 1
 
 
 @contextmanager

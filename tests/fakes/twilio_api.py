@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -146,7 +146,7 @@ class FakeTwilio:
     def _accept(self, form: dict[str, str], created: datetime | None = None) -> dict[str, Any]:
         sid = "SM" + secrets.token_hex(16)
         # RFC 2822 in GMT, as Twilio writes it: "Thu, 24 Aug 2023 05:01:45 +0000".
-        stamp = format_datetime((created or datetime.now(timezone.utc)).astimezone(timezone.utc))
+        stamp = format_datetime((created or datetime.now(UTC)).astimezone(UTC))
         service = form.get("MessagingServiceSid")
         body = form.get("Body", "")
         base = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
@@ -181,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
     # answer on a kept-alive connection by ~40 ms, which would cap throughput measurements.
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
 
     def do_GET(self) -> None:

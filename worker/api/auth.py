@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -48,7 +49,7 @@ class RequestRateLimiter:
             return (1.0 - tokens) / self.rate
 
 
-def authenticated_team(runtime: Runtime, limiter: RequestRateLimiter):  # type: ignore[no-untyped-def]
+def authenticated_team(runtime: Runtime, limiter: RequestRateLimiter) -> Callable[[Request], TeamRef]:
     """A FastAPI dependency resolving the bearer token to the caller's team."""
 
     def dependency(request: Request) -> TeamRef:

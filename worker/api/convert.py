@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -38,7 +38,7 @@ def roster_row(external_id: str, fields: dict[str, Any], existing: Holder | None
 
 
 def holder_out(holder: Holder, runtime: Runtime, now: datetime | None = None) -> HolderOut:
-    today = holder_today(holder, now or datetime.now(timezone.utc), runtime.settings.tz)
+    today = holder_today(holder, now or datetime.now(UTC), runtime.settings.tz)
     ev = evaluate_holder(holder, today, runtime.policy)
     held = accumulated_of(holder, today)
     return HolderOut(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
@@ -43,9 +43,11 @@ from worker.outbox import EnqueuedTouch
 from worker.roster_xlsx import parse_upload
 from worker.runtime import Runtime
 
-ERRORS = {401: {"description": "missing or invalid bearer token"}, 404: {"description": "no such holder"},
-          422: {"description": "invalid input: {\"errors\": [{\"row\", \"field\", \"message\"}]}"},
-          429: {"description": "rate limited; see Retry-After"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid bearer token"}, 404: {"description": "no such holder"},
+    422: {"description": "invalid input: {\"errors\": [{\"row\", \"field\", \"message\"}]}"},
+    429: {"description": "rate limited; see Retry-After"},
+}
 
 
 def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) -> APIRouter:
@@ -55,7 +57,7 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
     current_team = Depends(team_dependency)
 
     def act(session: Session, events: list[Event]) -> list[EnqueuedTouch]:
-        return handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(timezone.utc)))
+        return handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
 
     def load(session: Session, ref: TeamRef) -> Team:
         team = session.get(Team, ref.id)
@@ -113,7 +115,7 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
             query = select(Holder).where(Holder.team_id == ref.id).order_by(Holder.expires_on, Holder.id)
             if expires_before is not None:
                 query = query.where(Holder.expires_on < expires_before)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             holders = [h for h in session.scalars(query)
                        if stage is None or stage_of(h, runtime.policy, runtime, now)[0] == stage]
             page = [holder_out(h, runtime, now) for h in holders[offset:offset + limit]]
@@ -162,12 +164,12 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
                        today: date | None = None) -> dict[str, Any]:
         with unit_of_work(runtime.factory) as session:
             holder = registry.get_holder(session, load(session, ref), external_id)
-            day = today or holder_today(holder, datetime.now(timezone.utc), runtime.settings.tz)
+            day = today or holder_today(holder, datetime.now(UTC), runtime.settings.tz)
             return explain(session, holder, day, runtime.policy)
 
     @router.get("/summary", response_model=Summary, summary="Counts by stage and who expires in 30 days")
     def summary(ref: TeamRef = current_team) -> Summary:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         today = now.astimezone(runtime.settings.tz).date()
         counts: Counter[str] = Counter({s: 0 for s in STAGES})
         soon: list[ExpiringSoon] = []

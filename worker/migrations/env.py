@@ -19,7 +19,10 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("alembic: no sqlalchemy.url configured (use `permit-worker db upgrade`)")
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         # Batch mode lets later migrations alter SQLite tables (copy-and-move).
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)

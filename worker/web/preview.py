@@ -17,7 +17,7 @@ import secrets
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def _raw_records(filename: str, content_type: str | None, data: bytes) -> list[t
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
         try:
             sheet = book.worksheets[0]
-            sheet.reset_dimensions()  # type: ignore[union-attr]
+            sheet.reset_dimensions()
             records = [(n, [cell_text(v) for v in row])
                        for n, row in enumerate(sheet.iter_rows(values_only=True), start=1)]
         finally:
@@ -165,7 +165,7 @@ def commit_upload(runtime: Runtime, team: Team, session: Session, filename: str,
     """The API's import path: validate, import, act on the events (RosterError if now invalid)."""
     rows = parse_upload(filename, content_type, data)
     summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
-    handle(session, summary.events, Context(runtime.policy, runtime.settings.tz, datetime.now(timezone.utc)))
+    handle(session, summary.events, Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
     return summary
 
 

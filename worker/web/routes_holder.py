@@ -7,7 +7,7 @@ contain "/" or anything else, and a query string carries them intact.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -40,7 +40,7 @@ def add_holder_routes(router: APIRouter, pages: Pages) -> None:
     runtime = pages.runtime
 
     def act(session: Session, events: list[Event]) -> None:
-        handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(timezone.utc)))
+        handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
 
     def detail(request: Request, ws: WebSession, team: TeamInfo, external_id: str, status: int = 200,
                errors: dict[str, str] | None = None, values: dict[str, str] | None = None) -> Response:

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from schedules.stages import (
@@ -136,7 +136,7 @@ def search(session: Session, team_id: int, runtime: Runtime, now: datetime, q: s
     if q:
         # LIKE wildcards in the search text are taken literally.
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        matches = [column.ilike(like, escape="\\") for column in
+        matches: list[ColumnElement[bool]] = [column.ilike(like, escape="\\") for column in
                    (Holder.external_id, Holder.name, Holder.phone, Holder.email)]
         digits = re.sub(r"[\s-]", "", q)
         if re.fullmatch(r"[0-9]+", digits):  # "138 0013 8000" as HR writes it; phones are stored as +86...
