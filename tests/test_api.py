@@ -317,3 +317,31 @@ def all_text_cells(api: Api) -> list[str]:
     meta.reflect(api.runtime.engine)
     with api.runtime.engine.connect() as conn:
         return [str(cell) for table in meta.sorted_tables for row in conn.execute(table.select()) for cell in row]
+
+
+# -- points columns ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("ends_on", "under_one_year"), [
+    ("2027-08-31", False),  # 2026-09-01 … 2027-08-31 is exactly one year
+    ("2027-08-30", True),   # a day short
+])
+def test_the_contract_start_round_trips_and_a_term_under_one_year_shows_in_explain(
+        api: Api, ends_on: str, under_one_year: bool) -> None:
+    points = {"points_basis": "education", "points_valid_until": "2027-03-01",
+              "labor_contract_starts_on": "2026-09-01", "labor_contract_ends_on": ends_on}
+    created = api.client.post("/v1/holders", json=holder(**points), headers=api.a)
+    assert created.status_code == 201, created.text
+    assert {k: created.json()[k] for k in points} == points
+    explained = api.client.get("/v1/holders/E1/explain", headers=api.a).json()
+    assert explained["points"]["labor_contract_starts_on"] == "2026-09-01"
+    codes = [f["code"] for f in explained["points"]["findings"]]
+    assert codes == (["labor_contract_under_one_year"] if under_one_year else [])
+
+
+def test_a_contract_start_after_its_end_is_refused_and_changes_nothing(api: Api) -> None:
+    api.client.post("/v1/holders", json=holder(labor_contract_ends_on="2027-06-30"), headers=api.a)
+    response = api.client.patch("/v1/holders/E1", json={"labor_contract_starts_on": "2027-07-01"}, headers=api.a)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"row": None, "field": "labor_contract_starts_on",
+                                          "message": "after the contract's end (2027-06-30)"}]
+    assert api.client.get("/v1/holders/E1", headers=api.a).json()["labor_contract_starts_on"] is None

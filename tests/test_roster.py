@@ -48,9 +48,11 @@ def test_the_public_constants_follow_the_contract() -> None:
         "housing_type", "rental_registration_ends_on", "address", "employer", "locale",
         # issue 6's import columns
         "accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
+        "labor_contract_starts_on",  # added last, so earlier columns keep their positions
     )
     assert list(CHINESE_HEADERS) == ["工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址",
-                                     "用人单位", "语言", "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日"]
+                                     "用人单位", "语言", "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日",
+                                     "劳动合同起始日"]
     assert list(CHINESE_HEADERS.values()) == list(CANONICAL_COLUMNS)
     assert HOUSING_TYPES == ("own", "relative", "rental", "dormitory")
     assert str(RowError(3, "phone", "required")) == "row 3: phone: required"
@@ -606,3 +608,13 @@ def test_a_bad_points_basis_or_date_is_a_row_error() -> None:
     data = b"external_id,phone,expires_on,points_basis,points_valid_until\nP1,13800138000,2027-01-20,vibes,2027-13-01\n"
     assert errors_of(data) == ["row 2: points_basis: must be one of education, title, social_insurance_multiple (学历, 职称, 社保倍数)",
                          "row 2: points_valid_until: not a real calendar date"]
+
+
+def test_it_reads_the_contract_start_and_refuses_one_after_the_contract_end() -> None:
+    good = ("工号,手机,居住证有效期至,劳动合同起始日,劳动合同到期日\n"
+            "P1,13800138000,2027-01-20,2026-09-01,2026-09-01\n").encode("gbk")
+    [row] = parse_roster(good)  # a start on the end day is odd but not contradictory
+    assert (row.labor_contract_starts_on, row.labor_contract_ends_on) == (date(2026, 9, 1), date(2026, 9, 1))
+    bad = ("工号,手机,居住证有效期至,劳动合同起始日,劳动合同到期日\n"
+           "P1,13800138000,2027-01-20,2026-09-02,2026-09-01\n").encode("gbk")
+    assert errors_of(bad) == ["row 2: labor_contract_starts_on: after the contract's end (2026-09-01)"]

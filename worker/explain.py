@@ -61,6 +61,8 @@ def explain(session: Session, holder: Holder, today: date, policy: Policy) -> di
             "valid_until": holder.points_valid_until.isoformat() if holder.points_valid_until else None,
             "labor_contract_ends_on": holder.labor_contract_ends_on.isoformat()
             if holder.labor_contract_ends_on else None,
+            "labor_contract_starts_on": holder.labor_contract_starts_on.isoformat()
+            if holder.labor_contract_starts_on else None,
             "findings": [{"code": f.code, "bites_on": f.bites_on.isoformat(), "holder_can_act": f.holder_can_act,
                           "text": finding_text(f.code, holder.locale, f.detail),
                           "text_en": finding_text(f.code, "en", f.detail), "detail": f.detail}

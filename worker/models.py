@@ -109,10 +109,12 @@ class Holder(Base):
     # Accumulated holding (累计持有年限) counts from here; reset by a late endorsement.
     accumulation_started_on: Mapped[date | None] = mapped_column(Date)
     # Points (积分) status: the basis (education, title, social_insurance_multiple), its validity end,
-    # and the labour contract's end, which the points renewal depends on.
+    # and the labour contract's term, which the points renewal depends on (the start only for the
+    # "term under one year" check).
     points_basis: Mapped[str | None] = mapped_column(String(32))
     points_valid_until: Mapped[date | None] = mapped_column(Date)
     labor_contract_ends_on: Mapped[date | None] = mapped_column(Date)
+    labor_contract_starts_on: Mapped[date | None] = mapped_column(Date)
     # Set when the holder replied TD/T/退订/STOP: no more SMS, email keeps working.
     sms_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

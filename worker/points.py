@@ -38,6 +38,7 @@ def points_facts(session: Session, holder: Holder) -> PointsFacts:
         select(InsuranceRow).where(InsuranceRow.holder_id == holder.id).order_by(InsuranceRow.month)))
     return PointsFacts(basis=holder.points_basis, points_valid_until=holder.points_valid_until,
                        labor_contract_ends_on=holder.labor_contract_ends_on,
+                       labor_contract_starts_on=holder.labor_contract_starts_on,
                        employer_changed="employer" in holder.changed_fields, months=months)
 
 

@@ -304,7 +304,8 @@ def _new_holder(team: Team, row: RosterRow, address_fp: str | None) -> dict[str,
     }
 
 
-_POINTS_COLUMNS = ("accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on")
+_POINTS_COLUMNS = ("accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
+                   "labor_contract_starts_on")
 
 
 def _apply_row(session: Session, holder: Holder, row: RosterRow, address_fp: str | None) -> bool:

@@ -26,11 +26,13 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "housing_type", "rental_registration_ends_on", "address", "employer", "locale",
     # Points (积分) and accumulated years (issue 6); optional like every column after expires_on.
     "accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
+    # Last, so files and scripts written for the columns above keep their positions.
+    "labor_contract_starts_on",
 )
 # Position-wise the same as CANONICAL_COLUMNS: Chinese HR teams keep their own header row.
 CHINESE_HEADERS: dict[str, str] = dict(zip(
     ("工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址", "用人单位", "语言",
-     "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日"),
+     "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日", "劳动合同起始日"),
     CANONICAL_COLUMNS,
     strict=True,
 ))
@@ -38,7 +40,7 @@ HOUSING_TYPES: tuple[str, ...] = ("own", "relative", "rental", "dormitory")
 POINTS_BASES: tuple[str, ...] = ("education", "title", "social_insurance_multiple")
 _POINTS_ALIASES: dict[str, str] = {"学历": "education", "职称": "title", "社保倍数": "social_insurance_multiple"}
 _DATE_COLUMNS = frozenset({"expires_on", "rental_registration_ends_on", "accumulation_started_on",
-                           "points_valid_until", "labor_contract_ends_on"})
+                           "points_valid_until", "labor_contract_ends_on", "labor_contract_starts_on"})
 _HOUSING_ALIASES: dict[str, str] = {"自有": "own", "亲属": "relative", "租赁": "rental", "宿舍": "dormitory"}
 _LOCALE_ALIASES: dict[str, str] = {
     "zh": "zh-CN", "zh-cn": "zh-CN", "中文": "zh-CN",
@@ -77,6 +79,7 @@ class RosterRow:
     points_basis: str | None = None
     points_valid_until: date | None = None
     labor_contract_ends_on: date | None = None
+    labor_contract_starts_on: date | None = None
     # Canonical columns present in the header, so an update can leave absent columns untouched.
     present: frozenset[str] = frozenset()
 
@@ -240,6 +243,9 @@ def _parse_row(
             errors.append(RowError(row, column, str(exc)))
     if "phone" not in cells and "email" not in cells:
         errors.append(RowError(row, "phone" if "phone" in present else "email", "phone or email is required"))
+    starts, ends = values.get("labor_contract_starts_on"), values.get("labor_contract_ends_on")
+    if starts is not None and ends is not None and starts > ends:
+        errors.append(RowError(row, "labor_contract_starts_on", f"after the contract's end ({ends.isoformat()})"))
     if len(errors) > before:
         return None
     return RosterRow(row=row, present=present, **values)

@@ -52,6 +52,7 @@ def holder_out(holder: Holder, runtime: Runtime, now: datetime | None = None) ->
         accumulated_years=held.years if held else None, accumulated_months=held.months if held else None,
         accumulation_started_on=holder.accumulation_started_on, points_basis=holder.points_basis,
         points_valid_until=holder.points_valid_until, labor_contract_ends_on=holder.labor_contract_ends_on,
+        labor_contract_starts_on=holder.labor_contract_starts_on,
         created_at=holder.created_at, updated_at=holder.updated_at,
     )
 

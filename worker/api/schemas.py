@@ -27,6 +27,7 @@ class HolderFields(BaseModel):
                                      description="education, title, social_insurance_multiple (学历/职称/社保倍数)")
     points_valid_until: date | None = None
     labor_contract_ends_on: date | None = None
+    labor_contract_starts_on: date | None = Field(default=None, description="for the one-year contract term check")
     employer: str | None = Field(default=None, max_length=200)
     locale: str | None = Field(default=None, max_length=16, description="zh-CN or en")
 
@@ -68,6 +69,7 @@ class HolderOut(BaseModel):
     points_basis: str | None
     points_valid_until: date | None
     labor_contract_ends_on: date | None
+    labor_contract_starts_on: date | None
     created_at: datetime
     updated_at: datetime
 
