@@ -270,6 +270,10 @@ def registry_and_scans(report: Report, backend: str, size: int, day: str, workdi
         report.raw[f"{backend}/{label}"] = {**res, "rss_mb": max(x.rss_mb for x in runs),
                                             "runs": [x.result.get("seconds") for x in runs],
                                             "setup_seconds": [x.result.get("setup_seconds") for x in runs]}
+        vacuums = sorted(x.result["vacuum_seconds"] for x in runs if x.ok and x.result.get("vacuum_seconds"))
+        if label.endswith("normal day") and vacuums:  # right under the scan it follows
+            report.put(f"scan {tag}: then VACUUM (ANALYZE) holders", backend,
+                       f"{secs(vacuums[len(vacuums) // 2])} (after the job: delays no reminder)")
     first, base = chosen.get(f"scan {tag}: normal day"), chosen.get(f"scan {tag}: naive baseline (full=True)")
     if first and base:
         speedup = base.result["seconds"] / first.result["seconds"]

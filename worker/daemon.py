@@ -29,6 +29,7 @@ from schedules.policy import parse_clock
 from worker.digest import send_digests
 from worker.dispatch import Dispatcher
 from worker.heartbeat import Heartbeat
+from worker.maintenance import vacuum_holders
 from worker.models import utcnow
 from worker.points import scan_points
 from worker.runtime import Runtime
@@ -82,6 +83,11 @@ class Daemon:
         log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
                  enqueued=len(report.enqueued), no_contact=report.no_contact, interrupted=report.interrupted,
                  seconds=round(report.seconds, 3))
+        if report.holders_seen and not self.stopping.is_set():
+            # Only after a scan that moved rows: an empty day leaves nothing to clean.
+            took = vacuum_holders(self.runtime.engine)
+            if took is not None:
+                log.info("scan.vacuumed", table="holders", seconds=round(took, 3))
 
     @property
     def schedules(self) -> bool:
