@@ -9,9 +9,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import Message, SendResult
 from worker import registry
+from worker.daemon import Daemon, Role
 from worker.db import unit_of_work
+from worker.dispatch import Dispatcher
 from worker.models import Team
 from worker.roster import RosterRow
+from worker.runtime import Runtime
 
 
 @dataclass
@@ -37,3 +40,11 @@ def add_holder(factory: sessionmaker[Session], team: Team, external_id: str, exp
     with unit_of_work(factory) as session:
         registry.import_roster(session, session.merge(team), [row], "test-key")
         return registry.get_holder(session, session.merge(team), external_id).id
+
+
+def recording_daemon(runtime: Runtime, role: Role, notifier: RecordingNotifier | None = None) -> Daemon:
+    """A daemon of `role` on the runtime's registry, delivering to a recording notifier."""
+    notifier = notifier or RecordingNotifier()
+    dispatcher = Dispatcher(runtime.factory, {"sms": notifier, "email": notifier}, runtime.policy,
+                            runtime.settings.tz, send_window=runtime.settings.send_window_override())
+    return Daemon(runtime, dispatcher=dispatcher, role=role)

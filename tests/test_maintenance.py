@@ -13,13 +13,12 @@ from sqlalchemy.pool import NullPool
 from structlog.testing import capture_logs
 
 from worker.daemon import Daemon
-from worker.dispatch import Dispatcher
 from worker.maintenance import vacuum_holders
 from worker.runtime import Runtime
 from worker.settings import Settings
 
 from .conftest import POSTGRES_URL
-from .support import RecordingNotifier, add_holder
+from .support import add_holder, recording_daemon
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MORNING = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)  # 08:30 in Shanghai
@@ -34,10 +33,7 @@ def runtime(db_url: str) -> Iterator[Runtime]:
 
 
 def scheduler(runtime: Runtime) -> Daemon:
-    notifier = RecordingNotifier()
-    dispatcher = Dispatcher(runtime.factory, {"sms": notifier, "email": notifier}, runtime.policy,
-                            runtime.settings.tz)
-    return Daemon(runtime, dispatcher=dispatcher, role="scheduler")
+    return recording_daemon(runtime, "scheduler")
 
 
 def last_vacuum(runtime: Runtime) -> datetime | None:

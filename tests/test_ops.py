@@ -30,7 +30,6 @@ from worker.daemon import (
     Role,
 )
 from worker.db import unit_of_work
-from worker.dispatch import Dispatcher
 from worker.models import (
     DeliveryAttempt,
     Notification,
@@ -42,7 +41,7 @@ from worker.models import (
 from worker.runtime import Runtime
 from worker.settings import Settings
 
-from .support import RecordingNotifier, add_holder
+from .support import RecordingNotifier, add_holder, recording_daemon
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -88,13 +87,6 @@ def add_beat(factory: sessionmaker[Session], worker_id: str, role: str, age: flo
             worker_id=worker_id, role=role, started_at=now - timedelta(hours=1),
             heartbeat_at=now - timedelta(seconds=age),
             last_dispatch_at=None if last_dispatch_age is None else now - timedelta(seconds=last_dispatch_age)))
-
-
-def recording_daemon(runtime: Runtime, role: Role, notifier: RecordingNotifier | None = None) -> Daemon:
-    notifier = notifier or RecordingNotifier()
-    dispatcher = Dispatcher(runtime.factory, {"sms": notifier, "email": notifier}, runtime.policy,
-                            runtime.settings.tz, send_window=runtime.settings.send_window_override())
-    return Daemon(runtime, dispatcher=dispatcher, role=role)
 
 
 def scheduled_jobs(daemon: Daemon) -> set[str]:

@@ -58,11 +58,9 @@ def explain(session: Session, holder: Holder, today: date, policy: Policy) -> di
         },
         "points": {
             "basis": holder.points_basis,
-            "valid_until": holder.points_valid_until.isoformat() if holder.points_valid_until else None,
-            "labor_contract_ends_on": holder.labor_contract_ends_on.isoformat()
-            if holder.labor_contract_ends_on else None,
-            "labor_contract_starts_on": holder.labor_contract_starts_on.isoformat()
-            if holder.labor_contract_starts_on else None,
+            "valid_until": _iso(holder.points_valid_until),
+            "labor_contract_ends_on": _iso(holder.labor_contract_ends_on),
+            "labor_contract_starts_on": _iso(holder.labor_contract_starts_on),
             "findings": [{"code": f.code, "bites_on": f.bites_on.isoformat(), "holder_can_act": f.holder_can_act,
                           "text": finding_text(f.code, holder.locale, f.detail),
                           "text_en": finding_text(f.code, "en", f.detail), "detail": f.detail}
@@ -111,3 +109,7 @@ def explain_text(data: dict[str, Any]) -> str:
     lines.append("若不办理：过期期间无法参加沪牌拍卖、申请积分落户和公租房、网上办理出入境证件或居转户；"
                  "逾期超过60天累计年限清零，超过90天须重新申办。")
     return "\n".join(lines)
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
