@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import Message, SendResult
-from worker import registry
+from worker import registry, roster_import
 from worker.daemon import Daemon, Role
 from worker.db import unit_of_work
 from worker.dispatch import Dispatcher
@@ -38,7 +38,7 @@ def add_holder(factory: sessionmaker[Session], team: Team, external_id: str, exp
     present = frozenset({"external_id", "expires_on", *values})
     row = RosterRow(row=2, external_id=external_id, expires_on=expires_on, present=present, **values)  # type: ignore[arg-type]
     with unit_of_work(factory) as session:
-        registry.import_roster(session, session.merge(team), [row], "test-key")
+        roster_import.import_roster(session, session.merge(team), [row], "test-key")
         return registry.get_holder(session, session.merge(team), external_id).id
 
 

@@ -159,7 +159,8 @@ def test_import_a_csv_roster_enqueues_what_is_due(api: Api) -> None:
                                headers=api.a)
     assert response.status_code == 200, response.text
     assert response.json() | {"created": None} == {"dry_run": False, "rows": 2, "created": None, "updated": [],
-                                                   "unchanged": [], "renewed": [], "enqueued": 1}
+                                                   "unchanged": [], "renewed": [], "enqueued": 1,
+                                                   "changes": [], "losing_auto_renewal": []}
     assert sorted(response.json()["created"]) == ["C1", "C2"]
 
 

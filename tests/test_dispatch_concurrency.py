@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifiers.base import Message, SendResult
 from notifiers.twilio_sms import TwilioSmsNotifier
 from schedules.policy import Policy
-from worker import registry
+from worker import roster_import
 from worker.db import make_engine, session_factory, unit_of_work
 from worker.dispatch import Dispatcher, Prepared, RetryPolicy
 from worker.models import DeliveryAttempt, Notification, Team
@@ -52,7 +52,7 @@ def enqueue(factory: sessionmaker[Session], team: Team, policy: Policy, count: i
     rows = [RosterRow(row=i + 2, external_id=f"C{i}", expires_on=EXPIRES, name="张三", phone=phone(i),
                       housing_type="own", present=present) for i in range(count)]
     with unit_of_work(factory) as session:
-        registry.import_roster(session, session.merge(team), rows, "test-key")
+        roster_import.import_roster(session, session.merge(team), rows, "test-key")
     scan(factory, policy, SHANGHAI, today=TOUCH_DAY, now=at(8, 30))
 
 

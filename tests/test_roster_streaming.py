@@ -19,13 +19,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schedules.policy import Policy
-from worker import registry
+from worker import roster_import
 from worker.db import unit_of_work
 from worker.events import Context, handle
 from worker.models import DUE_NOW, Holder, Notification, Team
 from worker.roster import (
     RosterError,
     RosterRow,
+    RowErrors,
     decode_roster,
     iter_roster_csv,
     normalize_phone,
@@ -135,7 +136,7 @@ def test_chunks_create_update_renew_and_act_on_each_chunk(factory: sessionmaker[
             _row(5, "OLD2", expires + timedelta(days=365)), _row(6, "N3", expires)]
     seen: list[list[str]] = []
     with unit_of_work(factory) as session:
-        counts = registry.import_roster_chunked(session, session.merge(team), rows, "test-key",
+        counts = roster_import.import_roster_chunked(session, session.merge(team), rows, "test-key",
                                                 lambda part: seen.append(sorted(type(e).__name__ for e in part.events)),
                                                 chunk_size=2)
     assert (counts.created, counts.updated, counts.unchanged, counts.renewed, counts.rows) == (3, 2, 0, 1, 5)
@@ -151,9 +152,9 @@ def test_a_failure_in_a_later_chunk_writes_nothing_at_all(factory: sessionmaker[
     expires = date(2027, 6, 1)
     add_holder(factory, team, "OLD", expires, phone="+8613800138000")
     rows = [_row(2, "N1", expires), _row(3, "N2", expires), _row(4, "OLD", expires, phone=None)]
-    with pytest.raises(registry.BadInput, match="row 4: phone: phone or email is required"), \
+    with pytest.raises(RosterError, match="row 4: phone: phone or email is required"), \
             unit_of_work(factory) as session:
-        registry.import_roster_chunked(session, session.merge(team), rows, "test-key", lambda _: None,
+        roster_import.import_roster_chunked(session, session.merge(team), rows, "test-key", lambda _: None,
                                        chunk_size=2)
     with unit_of_work(factory) as session:
         assert session.scalars(select(Holder.external_id)).all() == ["OLD"]
@@ -166,7 +167,7 @@ def test_registration_enqueues_the_stage_reminder_at_once_and_the_scan_does_not_
     rows = [_row(2 + i, f"H{i}", today + timedelta(days=days)) for i, days in enumerate((10, 25, 200, -5))]
     with unit_of_work(factory) as session:
         ctx = Context(policy, SHANGHAI, datetime.now(UTC))
-        counts = registry.import_roster_chunked(session, session.merge(team), rows, "k",
+        counts = roster_import.import_roster_chunked(session, session.merge(team), rows, "k",
                                                 lambda part: handle(session, part.events, ctx), chunk_size=3)
     assert counts.created == 4
     assert sorted((e.external_id, e.stage, e.touch_day) for e in ctx.enqueued) == [
@@ -244,8 +245,8 @@ def test_a_row_taken_by_a_concurrent_import_is_updated_not_lost(factory: session
     with unit_of_work(factory) as session:
         # As if the team had been empty when the import began (no look-up first), and another
         # import then created E1: the insert skips it, and it is updated like any existing holder.
-        part = registry._import_chunk(session, session.merge(team), [_row(2, "E1", expires, name="李四"),
-                                                                      _row(3, "E2", expires)], b"k", False)
+        part = roster_import._import_chunk(session, session.merge(team), [_row(2, "E1", expires, name="李四"),
+                                           _row(3, "E2", expires)], b"k", False, RowErrors(), False)
     assert (part.created, part.updated) == (["E2"], ["E1"])
     with unit_of_work(factory) as session:
         assert session.scalar(select(Holder.name).where(Holder.external_id == "E1")) == "李四"

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from worker.api.auth import RequestRateLimiter, authenticated_team
 from worker.api.errors import install_error_handlers
 from worker.api.holders import holders_router
-from worker.api.limits import BodySizeLimit
+from worker.api.limits import AccessLog, BodySizeLimit, RejectControlCharacters
 from worker.db import unit_of_work
 from worker.heartbeat import age_seconds, freshest_dispatcher_heartbeat
 from worker.metrics import alive_workers, metrics_registry, scan_status
@@ -38,6 +38,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(webhook_router(runtime))
     app.add_middleware(BodySizeLimit, body_bytes=s.api_max_body_bytes, upload_bytes=s.api_max_upload_bytes,
                        upload_paths=("/v1/holders/import",))
+    app.add_middleware(RejectControlCharacters, skip_prefixes=("/web",))  # /web answers with its own page
+    app.add_middleware(AccessLog)  # outermost: every request is logged, rejected ones too
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

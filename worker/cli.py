@@ -124,8 +124,9 @@ def serve_command(app: App, host: str, port: int) -> None:
     # handler was there before it: with this one, a requested stop exits 0 like the daemon.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: log.info("serve.stopped"))
-    # log_config=None keeps uvicorn's loggers on our structlog handler (JSON on stderr, masked).
-    uvicorn.run(create_app(runtime), host=host, port=port, log_config=None, access_log=True)
+    # log_config=None keeps uvicorn's loggers on our structlog handler (JSON on stderr, masked);
+    # the app writes its own access log (worker.api.limits.AccessLog: no query strings).
+    uvicorn.run(create_app(runtime), host=host, port=port, log_config=None, access_log=False)
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -158,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     except RosterError as exc:
         for error in exc.errors:
             click.echo(str(error), err=True)
-        return _fail(f"{len(exc.errors)} bad row(s); nothing was imported", 2)
+        if exc.truncated:  # thousands of bad rows: the first ones in full, then one line of counts
+            click.echo(exc.summary_line(), err=True)
+        return _fail(f"{exc.total} bad row(s); nothing was imported", 2)
     except (BadInput, PolicyError, NotifierConfigError) as exc:
         return _fail(str(exc), 2)
     except SchemaOutOfDate as exc:

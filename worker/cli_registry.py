@@ -15,12 +15,17 @@ from worker.events import Context, Event, RenewalConfirmed, handle
 from worker.outbox import EnqueuedTouch
 from worker.registry import BadInput
 from worker.roster import iter_roster_csv, parse_roster, spool_roster
+from worker.roster_import import import_and_act
 from worker.runtime import Runtime
 
 
-def act_on(session: Session, runtime: Runtime, events: list[Event]) -> list[EnqueuedTouch]:
+def act_context(runtime: Runtime) -> Context:
     """Registration is event-driven: what is due today is enqueued now, not at tomorrow's scan."""
-    return handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
+    return Context(runtime.policy, runtime.settings.tz, datetime.now(UTC))
+
+
+def act_on(session: Session, runtime: Runtime, events: list[Event]) -> list[EnqueuedTouch]:
+    return handle(session, events, act_context(runtime))
 
 
 def register(cli: click.Group) -> None:
@@ -81,9 +86,11 @@ def holders() -> None:
 @holders.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--team", "team_slug", required=True)
-@click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate and report every change (old → new); write nothing.")
+@click.option("--allow-earlier-expiry", is_flag=True,
+              help="Let rows move an expiry earlier than the one on file (to correct a mistyped date).")
 @pass_app
-def holders_import(app: App, file: Path, team_slug: str, dry_run: bool) -> None:
+def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_earlier_expiry: bool) -> None:
     """Import a roster CSV (UTF-8, UTF-8 with BOM or GBK; English or Chinese headers)."""
     try:
         stream = file.open("rb")
@@ -94,24 +101,28 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool) -> None:
     # then write them in chunks, all in one transaction, so a file is still all-or-nothing.
     with stream, spool_roster(iter_roster_csv(stream)) as rows:
         runtime = app.ready()
-        # One context for the whole file: its planner's memo of evaluations spans the chunks.
-        ctx = Context(runtime.policy, runtime.settings.tz, datetime.now(UTC))
-        enqueued = 0
-
-        def act(chunk: registry.ImportSummary) -> None:
-            nonlocal enqueued  # each chunk is acted on, counted, then forgotten
-            enqueued += len(handle(session, chunk.events, ctx))
-            ctx.enqueued.clear()
-
         with unit_of_work(runtime.factory) as session:
             team = registry.get_team(session, team_slug)
-            counts = registry.import_roster_chunked(session, team, rows, runtime.settings.fingerprint_key, act)
+            report = import_and_act(session, team, rows, runtime.settings.fingerprint_key, act_context(runtime),
+                                    allow_earlier_expiry=allow_earlier_expiry)
             if dry_run:
                 session.rollback()
+    if dry_run:
+        for change in report.changes:
+            out(f"  row {change.row} {change.external_id}: " + "; ".join(str(c) for c in change.changes)
+                + ("  (renewed: a new cycle starts)" if change.renewed else ""))
+        if report.more_changes:
+            out(f"  ... and {report.more_changes} more updated row(s)")
     verb = "would import" if dry_run else "imported"
-    out(f"{verb} {counts.rows} holders into {team_slug}: {counts.created} new, {counts.updated} updated, "
-         f"{counts.unchanged} unchanged, {counts.renewed} renewed; "
-         f"{enqueued} reminder(s) due now {'would be ' if dry_run else ''}enqueued")
+    out(f"{verb} {report.rows} holders into {team_slug}: {report.created} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.renewed} renewed; "
+        f"{report.enqueued} reminder(s) due now {'would be sent at once' if dry_run else 'enqueued'}")
+    losing = [c for c in report.changes if c.loses_auto_renewal]
+    if losing:
+        out(f"{report.losing_auto_renewal} holder(s) {'would lose' if dry_run else 'lost'} auto-renewal this cycle "
+            "(changed details: they must renew in person): "
+            + ", ".join(f"{c.external_id} ({', '.join(c.loses_auto_renewal)})" for c in losing[:50])
+            + (" ..." if report.losing_auto_renewal > 50 else ""))
 
 
 @holders.command("list")
@@ -184,7 +195,7 @@ def demo_seed(app: App, team_slug: str) -> None:
             team = registry.get_team(session, team_slug)
         except registry.NotFound:
             team = registry.create_team(session, team_slug, "示例科技有限公司 (demo)", None)
-        summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
-        act_on(session, runtime, summary.events)
-    existing = len(summary.updated) + len(summary.unchanged)
-    out(f"seeded team {team_slug}: {len(summary.created)} new, {existing} existing")
+        report = import_and_act(session, team, rows, runtime.settings.fingerprint_key, act_context(runtime),
+                                allow_earlier_expiry=True)  # the sample moves with today's date
+    out(f"seeded team {team_slug}: {report.created} new, {report.updated + report.unchanged} existing; "
+        f"{report.enqueued} reminder(s) due today enqueued")

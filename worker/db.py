@@ -16,7 +16,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {"future": True}
+    # hide_parameters: an error's message never carries the statement's values (names, phones).
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.startswith("sqlite"):
         # Several threads (scheduler jobs) share the engine; SQLite serialises writers itself.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

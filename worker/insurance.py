@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from worker.models import Holder, Team
 from worker.models import InsuranceMonth as InsuranceRow
-from worker.roster import RosterError, RowError, decode_roster
+from worker.privacy import CONTROL_REASON, control_characters
+from worker.roster import RosterError, RowError, RowErrors, decode_roster
 
 COLUMNS = ("external_id", "month", "paid", "base_multiple")
 _CHINESE = {"工号": "external_id", "月份": "month", "缴费月份": "month", "是否缴纳": "paid", "已缴": "paid",
@@ -47,20 +48,25 @@ def parse_months(data: bytes) -> list[MonthRow]:
         raise RosterError([RowError(1, c, "missing column") for c in missing])
     index = {c: header.index(c) for c in COLUMNS if c in header}
     rows: list[MonthRow] = []
-    errors: list[RowError] = []
+    errors = RowErrors()
     for number, record in enumerate(records[1:], start=2):
         if not any(cell.strip() for cell in record):
             continue
         cell = {c: (record[i].strip() if i < len(record) else "") for c, i in index.items()}
         rows_errors = len(errors)
+        bad = [c for c, value in cell.items() if control_characters(value)]
+        for column in bad:
+            errors.add(RowError(number, column, CONTROL_REASON))
+        if bad:
+            continue
         if not cell["external_id"]:
-            errors.append(RowError(number, "external_id", "required"))
+            errors.add(RowError(number, "external_id", "required"))
         match = _MONTH.match(cell["month"])
         if not match or not 1 <= int(match.group(2)) <= 12:
-            errors.append(RowError(number, "month", "not a month (use YYYY-MM)"))
+            errors.add(RowError(number, "month", "not a month (use YYYY-MM)"))
         paid = cell["paid"].lower()
         if paid not in _YES | _NO:
-            errors.append(RowError(number, "paid", "must be 1/0, yes/no or 是/否"))
+            errors.add(RowError(number, "paid", "must be 1/0, yes/no or 是/否"))
         multiple: float | None = None
         if cell.get("base_multiple"):
             try:
@@ -68,12 +74,12 @@ def parse_months(data: bytes) -> list[MonthRow]:
                 if not 0 <= multiple <= 10:
                     raise ValueError
             except ValueError:
-                errors.append(RowError(number, "base_multiple", "not a multiple between 0 and 10"))
+                errors.add(RowError(number, "base_multiple", "not a multiple between 0 and 10"))
         if len(errors) == rows_errors and match:
             rows.append(MonthRow(number, cell["external_id"], date(int(match.group(1)), int(match.group(2)), 1),
                                  paid in _YES, multiple))
     if errors:
-        raise RosterError(errors)
+        raise errors.error()
     if not rows:
         raise RosterError([RowError(0, "file", "no data rows")])
     return rows
@@ -83,10 +89,13 @@ def import_months(session: Session, team: Team, rows: list[MonthRow]) -> int:
     """Upsert each (holder, month); an unknown external_id rejects the whole file."""
     ids = {ext: hid for ext, hid in session.execute(select(Holder.external_id, Holder.id).where(
         Holder.team_id == team.id, Holder.external_id.in_({r.external_id for r in rows})))}
-    unknown = [RowError(r.row, "external_id", f"no holder {r.external_id!r} in team {team.slug!r}")
-               for r in rows if r.external_id not in ids]
+    unknown = RowErrors()
+    for r in rows:
+        if r.external_id not in ids:
+            unknown.add(RowError(r.row, "external_id", f"no holder {r.external_id!r} in team {team.slug!r}",
+                                 "no such holder in the team"))
     if unknown:
-        raise RosterError(unknown)
+        raise unknown.error()
     existing = {(m.holder_id, m.month): m for m in session.scalars(
         select(InsuranceRow).where(InsuranceRow.holder_id.in_(set(ids.values()))))}
     for r in rows:

@@ -8,7 +8,6 @@ through `mask_pii` immediately before rendering. Nothing else may come after it.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -16,17 +15,9 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["configure_logging", "get_logger", "mask_pii", "mask_text"]
+from worker.privacy import mask_text
 
-# Order matters: IDs are the longest digit runs, so they go first; the digit
-# lookarounds stop a phone pattern from matching 11 digits inside an 18-digit ID
-# (or an ID pattern from matching inside a longer number).
-_ID18_RE = re.compile(r"(?<!\d)(\d{3})\d{13}(\d[\dXx])(?![\dXx])")
-_ID15_RE = re.compile(r"(?<!\d)(\d{3})\d{10}(\d{2})(?!\d)")
-# Mainland mobiles: 1[3-9]x, optional +86/86 prefix and the usual space/dash
-# grouping (138-1234-5678). Short numbers, dates and times cannot match.
-_PHONE_RE = re.compile(r"(?<!\d)(\+?86[ -]?)?(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
-_EMAIL_RE = re.compile(r"([A-Za-z0-9_%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
+__all__ = ["configure_logging", "get_logger", "mask_pii", "mask_text"]
 
 # Keys whose values are personal data whatever they look like. Exact names only:
 # 'external_id', 'team', 'stage' etc. are operational and must stay readable.
@@ -36,14 +27,6 @@ _SENSITIVE_KEYS = frozenset(
 ) | _NAME_KEYS
 
 _MARKER = "_permit_worker_handler"  # tags the root handler(s) we own
-
-
-def mask_text(text: str) -> str:
-    """Mask phones, e-mails and ID-card numbers embedded in free text."""
-    text = _ID18_RE.sub(lambda m: m[1] + "*" * 13 + m[2], text)
-    text = _ID15_RE.sub(lambda m: m[1] + "*" * 10 + m[2], text)
-    text = _PHONE_RE.sub(lambda m: (m[1] or "").replace(" ", "").replace("-", "") + m[2] + "****" + m[3], text)
-    return _EMAIL_RE.sub(r"\1***@\2", text)
 
 
 def _mask_sensitive(key: str, value: Any) -> Any:

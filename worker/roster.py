@@ -14,12 +14,15 @@ import pickle
 import re
 import tempfile
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, Any, BinaryIO, Self, TextIO
 
 import phonenumbers
+
+from worker.privacy import CONTROL_REASON, control_characters
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "external_id", "name", "phone", "email", "expires_on",
@@ -60,6 +63,13 @@ _BARE_MOBILE_SHAPE = re.compile(r"1(?:[3-689][0-9]|7[0-8])[0-9]{8}")
 _READ_CHUNK = 1 << 20
 # Validated rows per pickle in a spooled roster.
 SPOOL_CHUNK = 1000
+# Row errors listed in full per file (CLI, API, web); the rest are counted by reason.
+MAX_LISTED_ERRORS = 100
+# The export escapes a cell that a spreadsheet would run as a formula with a leading apostrophe
+# (worker/web/export.py); an import takes it off again, so an export re-imports unchanged.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Columns whose text may span lines (a quoted multi-line address is one spreadsheet row).
+_MULTILINE = frozenset({"address"})
 
 
 @dataclass(frozen=True)
@@ -89,17 +99,64 @@ class RowError:
     row: int
     column: str
     reason: str
+    # The reason without the row's specifics ("duplicate of an earlier row" for "duplicate of
+    # row 5"), so a file's errors can be counted by reason; None: the reason itself.
+    summary: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"row {self.row}: {self.column}: {self.reason}"
 
+    @property
+    def kind(self) -> tuple[str, str]:
+        return self.column, self.summary or self.reason
+
 
 class RosterError(ValueError):
-    """The file is rejected; `errors` holds one entry per bad cell (or file-level problem)."""
+    """The file is rejected. `errors` holds the first MAX_LISTED_ERRORS problems (one per bad
+    cell, or a file-level one); `total` counts them all and `counts` by (column, reason), so a
+    file with thousands of bad rows costs a small answer and a small amount of memory."""
 
-    def __init__(self, errors: list[RowError]) -> None:
+    def __init__(self, errors: Iterable[RowError], total: int | None = None,
+                 counts: Counter[tuple[str, str]] | None = None) -> None:
         self.errors: list[RowError] = list(errors)
+        self.total = len(self.errors) if total is None else total
+        self.counts: Counter[tuple[str, str]] = counts if counts is not None else Counter(e.kind for e in self.errors)
         super().__init__("\n".join(str(e) for e in self.errors))
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.errors)
+
+    def by_reason(self) -> list[tuple[str, str, int]]:
+        """(column, reason, count), most frequent first."""
+        return [(column, reason, n) for (column, reason), n in self.counts.most_common()]
+
+    def summary_line(self) -> str:
+        """One line for what is not listed: "and 4900 more (5000 in all): 4000 × phone: ...; ..."."""
+        kinds = "; ".join(f"{n} × {column}: {reason}" for column, reason, n in self.by_reason())
+        return f"and {self.total - len(self.errors)} more ({self.total} in all): {kinds}"
+
+
+class RowErrors:
+    """Collects a file's row errors: the first `limit` in full, every one counted by reason."""
+
+    def __init__(self, limit: int = MAX_LISTED_ERRORS) -> None:
+        self.limit = limit
+        self.listed: list[RowError] = []
+        self.total = 0
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, error: RowError) -> None:
+        self.total += 1
+        self.counts[error.kind] += 1
+        if len(self.listed) < self.limit:
+            self.listed.append(error)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def error(self) -> RosterError:
+        return RosterError(self.listed, self.total, self.counts)
 
 
 def decode_roster(data: bytes) -> str:
@@ -186,7 +243,10 @@ def _normalize_email(raw: str) -> str:
 
 def _clean(cell: str) -> str:
     # str.strip() covers the ideographic space (U+3000) but not a stray BOM (U+FEFF).
-    return cell.replace("\ufeff", "").strip()
+    text = cell.replace("\ufeff", "").strip()
+    if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_START:
+        return text[1:]  # the export's formula-injection escape, undone
+    return text
 
 
 def _map_header(record: Sequence[str], row: int, errors: list[RowError]) -> dict[str, int]:
@@ -210,7 +270,7 @@ def _map_header(record: Sequence[str], row: int, errors: list[RowError]) -> dict
 
 
 def _parse_row(
-    cells: dict[str, str], row: int, present: frozenset[str], errors: list[RowError]
+    cells: dict[str, str], row: int, present: frozenset[str], errors: RowErrors
 ) -> RosterRow | None:
     values: dict[str, Any] = {}  # column -> normalized value; Any because types vary per column
     before = len(errors)
@@ -218,11 +278,16 @@ def _parse_row(
         raw = cells.get(column)
         if raw is None:
             if column in ("external_id", "expires_on"):
-                errors.append(RowError(row, column, "required"))
+                errors.add(RowError(row, column, "required"))
             continue
         limit = _MAX_LEN.get(column)
         if limit is not None and len(raw) > limit:
-            errors.append(RowError(row, column, f"longer than {limit} characters"))
+            errors.add(RowError(row, column, f"longer than {limit} characters", "longer than allowed"))
+            continue
+        # Every way a holder's data comes in (file, API body, web form) is validated here, so
+        # this is the one place that keeps NUL and its kind out of the registry (and the HTML).
+        if control_characters(raw, multiline=column in _MULTILINE):
+            errors.add(RowError(row, column, CONTROL_REASON))
             continue
         try:
             if column == "phone":
@@ -240,12 +305,13 @@ def _parse_row(
             else:
                 values[column] = raw
         except ValueError as exc:
-            errors.append(RowError(row, column, str(exc)))
+            errors.add(RowError(row, column, str(exc)))
     if "phone" not in cells and "email" not in cells:
-        errors.append(RowError(row, "phone" if "phone" in present else "email", "phone or email is required"))
+        errors.add(RowError(row, "phone" if "phone" in present else "email", "phone or email is required"))
     starts, ends = values.get("labor_contract_starts_on"), values.get("labor_contract_ends_on")
     if starts is not None and ends is not None and starts > ends:
-        errors.append(RowError(row, "labor_contract_starts_on", f"after the contract's end ({ends.isoformat()})"))
+        errors.add(RowError(row, "labor_contract_starts_on", f"after the contract's end ({ends.isoformat()})",
+                            "after the contract's end"))
     if len(errors) > before:
         return None
     return RosterRow(row=row, present=present, **values)
@@ -259,18 +325,20 @@ def iter_roster_rows(
     Yields each valid row as soon as it is validated, so a caller can pass rows on (e.g. spool
     them to disk) without holding the file in memory; only the errors and each external_id's
     first row number (for duplicate detection) are kept. Once any row is bad nothing more is
-    yielded, and when `rows` is exhausted a RosterError lists every problem: a consumer must
-    treat what it was given as provisional until the generator finishes cleanly.
+    yielded, and when `rows` is exhausted a RosterError lists the problems (the first
+    MAX_LISTED_ERRORS in full, every one counted by reason): a consumer must treat what it was
+    given as provisional until the generator finishes cleanly.
 
     Each row carries its own number, so errors point at the row HR sees in their spreadsheet.
     Blank rows are skipped. `rows` is consumed lazily: a reader may raise RosterError mid-way
     (e.g. a size guard), and that error is what the caller gets.
     """
-    errors: list[RowError] = []
-    index = _map_header(header, header_row, errors)
-    if errors:
+    header_errors: list[RowError] = []
+    index = _map_header(header, header_row, header_errors)
+    if header_errors:
         # Without those columns every row would fail too; that noise would hide the real problem.
-        raise RosterError(errors)
+        raise RosterError(header_errors)
+    errors = RowErrors()
     present = frozenset(index)
     first_seen: dict[str, int] = {}
     any_rows = False
@@ -287,7 +355,8 @@ def iter_roster_rows(
         }
         external_id = cells.get("external_id")
         if external_id is not None and external_id in first_seen:
-            errors.append(RowError(row, "external_id", f"duplicate of row {first_seen[external_id]}"))
+            errors.add(RowError(row, "external_id", f"duplicate of row {first_seen[external_id]}",
+                                "duplicate of an earlier row"))
         elif external_id is not None:
             first_seen[external_id] = row
         parsed = _parse_row(cells, row, present, errors)
@@ -297,7 +366,7 @@ def iter_roster_rows(
     if not any_rows:
         raise RosterError([RowError(0, "file", "no data rows")])
     if errors:
-        raise RosterError(errors)
+        raise errors.error()
 
 
 def parse_roster_rows(

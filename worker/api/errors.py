@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.registry import BadInput, NotFound
@@ -44,7 +45,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RosterError)
     async def roster_error(_: Request, exc: RosterError) -> JSONResponse:
-        return _json(422, *({"row": e.row or None, "field": e.column, "message": e.reason} for e in exc.errors))
+        body = error_body(*({"row": e.row or None, "field": e.column, "message": e.reason} for e in exc.errors))
+        # The first MAX_LISTED_ERRORS problems are listed; the counts cover every one of them.
+        body["total"] = exc.total
+        body["by_reason"] = [{"field": column, "message": reason, "count": n} for column, reason, n in exc.by_reason()]
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        # Input that slipped past validation and that the database cannot store (PostgreSQL
+        # refuses NUL in text): the caller's input, so 422, never a 500. The statement's
+        # parameters are hidden by the engine (hide_parameters), so the log holds no personal data.
+        log.warning("api.rejected_by_database", path=request.url.path, error=type(exc.orig).__name__)
+        return _json(422, {"message": "the input holds characters or values that cannot be stored"})
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -22,6 +22,7 @@ from worker.api.errors import ApiError
 from worker.api.schemas import (
     EnqueuedOut,
     ExpiringSoon,
+    FieldChangeOut,
     HolderCreate,
     HolderExport,
     HolderOut,
@@ -32,6 +33,7 @@ from worker.api.schemas import (
     ImportResult,
     NotificationOut,
     RenewalIn,
+    RowChangeOut,
     Summary,
 )
 from worker.db import unit_of_work
@@ -40,9 +42,12 @@ from worker.events import Context, Event, RenewalConfirmed, handle
 from worker.explain import explain
 from worker.models import Holder, HrEvent, Team
 from worker.outbox import EnqueuedTouch
+from worker.roster_import import import_roster
 from worker.roster_xlsx import parse_upload
 from worker.runtime import Runtime
 
+_AllowEarlier = Annotated[bool, Query(description="let rows move an expiry earlier than the one on file "
+                                                  "(to correct a mistyped date); without it that is a 422")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid bearer token"}, 404: {"description": "no such holder"},
     422: {"description": "invalid input: {\"errors\": [{\"row\", \"field\", \"message\"}]}"},
@@ -79,7 +84,7 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
             if exists is not None:
                 raise ApiError(409, f"holder {body.external_id!r} already exists", field="external_id")
             row = roster_row(body.external_id, body.model_dump(exclude_unset=True, exclude={"external_id"}), None)
-            summary = registry.import_roster(session, team, [row], runtime.settings.fingerprint_key)
+            summary = import_roster(session, team, [row], runtime.settings.fingerprint_key)
             enqueued = act(session, summary.events)
             return written(registry.get_holder(session, team, body.external_id), enqueued)
 
@@ -89,12 +94,14 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
             return holder_out(registry.get_holder(session, load(session, ref), external_id), runtime)
 
     @router.patch("/holders/{external_id}", response_model=HolderWritten, summary="Update a holder")
-    def update_holder(external_id: str, body: HolderUpdate, ref: TeamRef = current_team) -> HolderWritten:
+    def update_holder(external_id: str, body: HolderUpdate, ref: TeamRef = current_team,
+                      allow_earlier_expiry: _AllowEarlier = False) -> HolderWritten:
         with unit_of_work(runtime.factory) as session:
             team = load(session, ref)
             holder = registry.get_holder(session, team, external_id)
             row = roster_row(external_id, body.model_dump(exclude_unset=True), holder)
-            summary = registry.import_roster(session, team, [row], runtime.settings.fingerprint_key)
+            summary = import_roster(session, team, [row], runtime.settings.fingerprint_key,
+                                    allow_earlier_expiry=allow_earlier_expiry)
             return written(holder, act(session, summary.events))
 
     @router.delete("/holders/{external_id}", status_code=204, response_class=Response, summary="Erase a holder")
@@ -124,15 +131,23 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
 
     @router.post("/holders/import", response_model=ImportResult, summary="Import a roster (CSV or XLSX)")
     def import_holders(file: Annotated[UploadFile, File(description="CSV or XLSX roster")],
-                       ref: TeamRef = current_team, dry_run: bool = False) -> ImportResult:
+                       ref: TeamRef = current_team, dry_run: bool = False,
+                       allow_earlier_expiry: _AllowEarlier = False) -> ImportResult:
         rows = parse_upload(file.filename, file.content_type, file.file.read())  # RosterError -> 422
         with unit_of_work(runtime.factory) as session:
-            summary = registry.import_roster(session, load(session, ref), rows, runtime.settings.fingerprint_key)
+            summary = import_roster(session, load(session, ref), rows, runtime.settings.fingerprint_key,
+                                    allow_earlier_expiry=allow_earlier_expiry)
             enqueued = act(session, summary.events)
             if dry_run:
                 session.rollback()
-        return ImportResult(dry_run=dry_run, rows=len(rows), created=summary.created, updated=summary.updated,
-                            unchanged=summary.unchanged, renewed=summary.renewed, enqueued=len(enqueued))
+        return ImportResult(
+            dry_run=dry_run, rows=len(rows), created=summary.created, updated=summary.updated,
+            unchanged=summary.unchanged, renewed=summary.renewed, enqueued=len(enqueued),
+            changes=[RowChangeOut(row=c.row, external_id=c.external_id, renewed=c.renewed,
+                                  loses_auto_renewal=list(c.loses_auto_renewal),
+                                  changes=[FieldChangeOut(field=f.field, old=f.old, new=f.new) for f in c.changes])
+                     for c in summary.changes],
+            losing_auto_renewal=[c.external_id for c in summary.changes if c.loses_auto_renewal])
 
     @router.post("/holders/{external_id}/renewal", response_model=HolderWritten, summary="Confirm a renewal")
     def confirm_renewal(external_id: str, body: RenewalIn, ref: TeamRef = current_team) -> HolderWritten:

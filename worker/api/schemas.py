@@ -117,6 +117,21 @@ class NotificationOut(BaseModel):
     created_at: datetime
 
 
+class FieldChangeOut(BaseModel):
+    field: str
+    old: str | None = Field(description="null when empty, or for the address (kept only as a fingerprint)")
+    new: str | None
+
+
+class RowChangeOut(BaseModel):
+    row: int
+    external_id: str
+    changes: list[FieldChangeOut]
+    renewed: bool
+    loses_auto_renewal: list[str] = Field(description="address/employer/phone newly changed this cycle: "
+                                                      "the holder must renew in person")
+
+
 class ImportResult(BaseModel):
     dry_run: bool
     rows: int
@@ -124,7 +139,9 @@ class ImportResult(BaseModel):
     updated: list[str]
     unchanged: list[str]
     renewed: list[str]
-    enqueued: int
+    enqueued: int = Field(description="reminders due now, sent at once (dry run: that would be)")
+    changes: list[RowChangeOut] = Field(description="every updated row, field by field, old -> new")
+    losing_auto_renewal: list[str] = Field(description="external_ids that lose auto-renewal this cycle")
 
 
 class ExpiringSoon(BaseModel):

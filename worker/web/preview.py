@@ -29,14 +29,12 @@ from worker import registry
 from worker.events import Context, handle
 from worker.models import Holder, Team
 from worker.roster import RosterError, RosterRow, decode_roster, parse_roster_rows
+from worker.roster_import import EARLIER_EXPIRY, ImportReport, import_and_act, import_roster
 from worker.roster_xlsx import XLSX_CONTENT_TYPE, cell_text, parse_upload
 from worker.runtime import Runtime
 
 MAX_AGE_SECONDS = 3600  # an unconfirmed upload is forgotten after an hour
 _ID = re.compile(r"[A-Za-z0-9_-]{20,64}")
-_COMPARED = ("name", "phone", "email", "expires_on", "housing_type", "rental_registration_ends_on",
-             "address_fingerprint", "employer", "locale")
-_BAD_INPUT = re.compile(r"row (\d+): (\w+): (.*)")
 
 
 @dataclass
@@ -44,8 +42,10 @@ class RowChange:
     row: int
     external_id: str
     name: str | None
-    changes: list[str] = field(default_factory=list)  # column names; "address" for the fingerprint
+    # {"field", "old", "new", "hidden"} per changed field; "address" is hidden (a fingerprint).
+    changes: list[dict[str, Any]] = field(default_factory=list)
     renewed: bool = False
+    loses_auto_renewal: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,12 +58,24 @@ class Preview:
     new: list[RowChange] = field(default_factory=list)
     updated: list[RowChange] = field(default_factory=list)
     unchanged: list[RowChange] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)  # {"row", "column", "reason"}
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # {"row", "column", "reason"}, the first 100
+    rejected_total: int = 0  # every problem, listed or not
+    rejected_counts: list[dict[str, Any]] = field(default_factory=list)  # {"column", "reason", "count"}
     file_error: bool = False  # the file as a whole is unreadable or lacks columns: no row list
+    # Rows whose expires_on is earlier than the one on file: {"row", "external_id", "on_file", "in_file"}.
+    # Rejected unless HR ticks the override, which rebuilds the preview with it set.
+    earlier: list[dict[str, Any]] = field(default_factory=list)
+    allow_earlier_expiry: bool = False
+    enqueued: int = 0  # reminders that go out at once on confirm
 
     @property
     def can_confirm(self) -> bool:
         return not self.rejected and bool(self.new or self.updated or self.unchanged)
+
+    @property
+    def losing(self) -> list[RowChange]:
+        """Holders who lose auto-renewal this cycle: phone, employer or address changed."""
+        return [c for c in self.updated if c.loses_auto_renewal]
 
 
 def _raw_records(filename: str, content_type: str | None, data: bytes) -> list[tuple[int, list[str]]]:
@@ -105,54 +117,75 @@ def _good_rows(filename: str, content_type: str | None, data: bytes, bad: set[in
     return good, len(body)
 
 
-def _snapshot(holder: Holder) -> dict[str, Any]:
-    return {name: getattr(holder, name) for name in _COMPARED}
-
-
 def _dry_run(runtime: Runtime, team_id: int, rows: list[RosterRow], preview: Preview) -> None:
-    """Run the import and roll it back, recording what it did to each row."""
+    """Run the import, and what confirming sets off (the reminders due at once), then roll it
+    all back, recording what it did to each row. Rows the import refuses (an earlier expiry,
+    no contact left) are listed as rejected, and the rest previewed without them."""
     by_id = {r.external_id: r for r in rows}
+    by_row = {r.row: r for r in rows}
     session = runtime.factory()
     try:
         team = session.get(Team, team_id)
         if team is None:
             raise registry.NotFound("team gone")
-        before = {h.external_id: _snapshot(h) for h in session.scalars(
+        names = {h.external_id: h.name for h in session.scalars(
             select(Holder).where(Holder.team_id == team_id, Holder.external_id.in_(list(by_id))))}
         try:
-            summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
-        except registry.BadInput as exc:  # e.g. an update would leave neither phone nor email
-            match = _BAD_INPUT.fullmatch(str(exc))
-            row, column, reason = (int(match[1]), match[2], match[3]) if match else (0, "file", str(exc))
-            preview.rejected.append({"row": row, "column": column, "reason": reason})
+            summary = import_roster(session, team, rows, runtime.settings.fingerprint_key,
+                                    allow_earlier_expiry=preview.allow_earlier_expiry)
+        except RosterError as exc:
+            _reject(preview, exc, by_row)
+            session.rollback()
+            refused = {e.row for e in exc.errors}
+            remaining = [r for r in rows if r.row not in refused]
+            if remaining and not exc.truncated:
+                _dry_run(runtime, team_id, remaining, preview)
             return
-        after = {h.external_id: _snapshot(h) for h in session.scalars(
-            select(Holder).where(Holder.team_id == team_id, Holder.external_id.in_(summary.updated)))}
-        renewed = set(summary.renewed)
+        ctx = Context(runtime.policy, runtime.settings.tz, datetime.now(UTC))
+        preview.enqueued = len(handle(session, summary.events, ctx))
         for external_id in summary.created:
             preview.new.append(RowChange(by_id[external_id].row, external_id, by_id[external_id].name))
-        for external_id in summary.updated:
-            old, new = before.get(external_id, {}), after.get(external_id, {})
-            changes = [("address" if k == "address_fingerprint" else k) for k in _COMPARED if old.get(k) != new.get(k)]
-            preview.updated.append(RowChange(by_id[external_id].row, external_id, new.get("name"), changes,
-                                             external_id in renewed))
+        for change in summary.changes:
+            preview.updated.append(RowChange(
+                change.row, change.external_id, change.name,
+                [{"field": c.field, "old": c.old, "new": c.new, "hidden": c.hidden} for c in change.changes],
+                change.renewed, list(change.loses_auto_renewal)))
         for external_id in summary.unchanged:
-            preview.unchanged.append(RowChange(by_id[external_id].row, external_id, before[external_id]["name"]))
+            preview.unchanged.append(RowChange(by_id[external_id].row, external_id, names.get(external_id)))
     finally:
         session.rollback()
         session.close()
 
 
+def _reject(preview: Preview, exc: RosterError, by_row: dict[int, RosterRow] | None = None) -> None:
+    preview.rejected.extend({"row": e.row, "column": e.column, "reason": e.reason} for e in exc.errors)
+    preview.rejected_total += exc.total
+    counts = {(c["column"], c["reason"]): c for c in preview.rejected_counts}
+    for column, reason, n in exc.by_reason():
+        entry = counts.setdefault((column, reason), {"column": column, "reason": reason, "count": 0})
+        entry["count"] += n
+    preview.rejected_counts = sorted(counts.values(), key=lambda c: -c["count"])
+    for e in exc.errors:
+        row = (by_row or {}).get(e.row)
+        if e.summary == EARLIER_EXPIRY and row is not None:
+            on_file = e.reason.partition("(")[2].partition(")")[0]
+            preview.earlier.append({"row": e.row, "external_id": row.external_id, "on_file": on_file,
+                                    "in_file": row.expires_on.isoformat()})
+
+
 def build_preview(runtime: Runtime, team_id: int, sid: str, filename: str, content_type: str | None,
-                  data: bytes) -> Preview:
-    preview = Preview(id=secrets.token_urlsafe(24), team_id=team_id, sid=sid, filename=filename)
+                  data: bytes, allow_earlier_expiry: bool = False) -> Preview:
+    preview = Preview(id=secrets.token_urlsafe(24), team_id=team_id, sid=sid, filename=filename,
+                      allow_earlier_expiry=allow_earlier_expiry)
     try:
         rows = parse_upload(filename, content_type, data)
         preview.rows = len(rows)
     except RosterError as exc:
-        preview.rejected = [{"row": e.row, "column": e.column, "reason": e.reason} for e in exc.errors]
+        _reject(preview, exc)
         if any(e.row == 0 or e.reason.startswith(("missing column", "duplicate column")) for e in exc.errors):
             preview.file_error = True  # header or file problems: the rows mean nothing yet
+            return preview
+        if exc.truncated:  # thousands of bad rows: the listed ones and the counts say enough
             return preview
         rows, preview.rows = _good_rows(filename, content_type, data, {e.row for e in exc.errors})
     if rows:
@@ -161,12 +194,12 @@ def build_preview(runtime: Runtime, team_id: int, sid: str, filename: str, conte
 
 
 def commit_upload(runtime: Runtime, team: Team, session: Session, filename: str, content_type: str | None,
-                  data: bytes) -> registry.ImportSummary:
+                  data: bytes, allow_earlier_expiry: bool = False) -> ImportReport:
     """The API's import path: validate, import, act on the events (RosterError if now invalid)."""
     rows = parse_upload(filename, content_type, data)
-    summary = registry.import_roster(session, team, rows, runtime.settings.fingerprint_key)
-    handle(session, summary.events, Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
-    return summary
+    ctx = Context(runtime.policy, runtime.settings.tz, datetime.now(UTC))
+    return import_and_act(session, team, rows, runtime.settings.fingerprint_key, ctx,
+                          allow_earlier_expiry=allow_earlier_expiry)
 
 
 class UploadStore:

@@ -20,8 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.api.limits import request_has_control
 from worker.registry import NotFound
 from worker.web import i18n
 from worker.web.session import (
@@ -98,6 +100,8 @@ class WebRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             try:
+                if request_has_control(request.scope):  # the API's rule, as a page
+                    raise StarletteHTTPException(400)
                 response = await original(request)
             except SignInRequired:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -112,6 +116,8 @@ class WebRoute(APIRoute):
                 response = error_page(request, 400)
             except StarletteHTTPException as exc:
                 response = error_page(request, exc.status_code if exc.status_code in (400, 403, 404) else 400)
+            except DataError:  # input the database cannot store: the user's input, not our failure
+                response = error_page(request, 400)
             except Exception as exc:  # a page, not a trace: the details go to the log
                 log.error("web.unexpected_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
                 response = error_page(request, 500)

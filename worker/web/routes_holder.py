@@ -22,6 +22,7 @@ from worker.evaluation import holder_today
 from worker.events import Context, Event, RenewalConfirmed, handle
 from worker.registry import NotFound
 from worker.roster import RosterError
+from worker.roster_import import import_roster
 from worker.web.i18n import roster_error, translate
 from worker.web.pages import Pages, TeamInfo
 from worker.web.render import lang_of, redirect
@@ -109,8 +110,8 @@ def add_holder_routes(router: APIRouter, pages: Pages) -> None:
                     raise NotFound(id)
                 # The API's path: the same validation as a roster row, then the same import.
                 row = roster_row(id, values, holder)
-                summary = registry.import_roster(session, registry.get_team(session, team.slug), [row],
-                                                 runtime.settings.fingerprint_key)
+                summary = import_roster(session, registry.get_team(session, team.slug), [row],
+                                        runtime.settings.fingerprint_key)
                 act(session, summary.events)
         except RosterError as exc:
             errors = {f"contact.{e.column}": roster_error(lang, e.reason) for e in exc.errors}

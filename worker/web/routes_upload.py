@@ -66,18 +66,35 @@ def add_upload_routes(router: APIRouter, pages: Pages) -> None:
             return redirect(f"/web/upload/{upload_id}")
         try:
             with unit_of_work(runtime.factory) as session:
-                summary = commit_upload(runtime, registry.get_team(session, team.slug), session,
-                                        preview.filename, content_type, data)
+                report = commit_upload(runtime, registry.get_team(session, team.slug), session,
+                                       preview.filename, content_type, data, preview.allow_earlier_expiry)
         except (RosterError, registry.BadInput):
             # The registry changed since the preview (e.g. a holder was edited): preview again.
-            rebuilt = build_preview(runtime, team.id, ws.sid, preview.filename, content_type, data)
-            pages.store.discard(upload_id)
-            pages.store.save(rebuilt, data, content_type)
-            return redirect(f"/web/upload/{rebuilt.id}")
+            return rebuild(ws, team, upload_id, preview.filename, content_type, data, preview.allow_earlier_expiry)
         pages.store.discard(upload_id)
-        ws.add_flash("ok", translate(lang, "flash.imported", new=len(summary.created), updated=len(summary.updated),
-                                     unchanged=len(summary.unchanged)))
+        ws.add_flash("ok", translate(lang, "flash.imported", new=report.created, updated=report.updated,
+                                     unchanged=report.unchanged))
         return redirect("/web/")
+
+    @router.post("/upload/{upload_id}/allow-earlier")
+    def allow_earlier(request: Request, upload_id: str, csrf: _Csrf = "",
+                      confirm_earlier: Annotated[str, Form(max_length=10)] = "") -> Response:
+        """HR ticked "these rows correct a mistyped expiry": preview again with the override."""
+        ws, team = pages.posted(request, csrf)
+        found = pages.store.load(upload_id, team.id, ws.sid)
+        if found is None:
+            return form(request, ws, team, status=404, error=translate(lang_of(request), "pv.gone"))
+        preview, data, content_type = found
+        if confirm_earlier != "yes":
+            return redirect(f"/web/upload/{upload_id}")
+        return rebuild(ws, team, upload_id, preview.filename, content_type, data, True)
+
+    def rebuild(ws: WebSession, team: TeamInfo, upload_id: str, filename: str, content_type: str | None,
+                data: bytes, allow_earlier_expiry: bool) -> Response:
+        rebuilt = build_preview(runtime, team.id, ws.sid, filename, content_type, data, allow_earlier_expiry)
+        pages.store.discard(upload_id)
+        pages.store.save(rebuilt, data, content_type)
+        return redirect(f"/web/upload/{rebuilt.id}")
 
     @router.post("/upload/{upload_id}/cancel")
     def cancel(request: Request, upload_id: str, csrf: _Csrf = "") -> Response:
