@@ -112,7 +112,7 @@ class Holder(Base):
     # and the labour contract's term, which the points renewal depends on (the start only for the
     # "term under one year" check).
     points_basis: Mapped[str | None] = mapped_column(String(32))
-    points_valid_until: Mapped[date | None] = mapped_column(Date)
+    points_valid_until: Mapped[date | None] = mapped_column(Date, index=True)  # the points scan's range
     labor_contract_ends_on: Mapped[date | None] = mapped_column(Date)
     labor_contract_starts_on: Mapped[date | None] = mapped_column(Date)
     # Set when the holder replied TD/T/退订/STOP: no more SMS, email keeps working.
@@ -213,6 +213,22 @@ class HrEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InboundEvent(Base):
+    """A provider message we acted on: a delivery receipt (message id + status) or a holder's
+    reply (message id). Providers retry, and anyone may replay a signed request: the unique key
+    makes the second arrival a no-op. Holds no phone number and no text."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("provider", "kind", "message_id", "status", name="uq_inbound_events_message"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))  # receipt | reply
+    message_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(32), default="")  # a receipt's status; "" for a reply
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class InsuranceMonth(Base):

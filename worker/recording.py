@@ -27,10 +27,16 @@ from worker.claims import lock_own
 from worker.db import unit_of_work
 from worker.delivery import fall_back
 from worker.models import DeliveryAttempt, Holder, Notification, utcnow
+from worker.privacy import mask_text
 
 log = structlog.get_logger("worker.dispatch")
 
 _NOTES = cast(Table, Notification.__table__)
+_REASON_LENGTH = 200  # notifications.status_reason
+
+
+def _clip(reason: str) -> str:
+    return reason if len(reason) <= _REASON_LENGTH else reason[:_REASON_LENGTH - 1] + "…"
 RECONCILED = "reconciled: an earlier attempt was accepted"
 
 
@@ -48,7 +54,11 @@ class Delivery:
 
     @property
     def error(self) -> str | None:
-        return RECONCILED if self.reconciled and self.result.status is SendStatus.SENT else self.result.error
+        """The provider's error as stored: masked, since providers quote the recipient
+        ("The 'To' number +8613800138000 is not a valid phone number")."""
+        if self.reconciled and self.result.status is SendStatus.SENT:
+            return RECONCILED
+        return mask_text(self.result.error) if self.result.error else None
 
 
 @dataclass(frozen=True)
@@ -107,8 +117,11 @@ class Recording:
         finished = utcnow()
         rows = session.execute(
             update(_NOTES).where(_NOTES.c.id.in_(by_id), _NOTES.c.claimed_by == self.worker_id)
+            # A resend (after a carrier's passing failure) starts with no receipt: the old
+            # message's delivery status is not this one's.
             .values(status="sent", claimed_by=None, claimed_until=None, sent_at=finished, updated_at=finished,
-                    attempts=_NOTES.c.attempts + 1)
+                    attempts=_NOTES.c.attempts + 1, delivery_status=None, delivery_error_code=None,
+                    delivery_updated_at=None)
             .returning(_NOTES.c.id, _NOTES.c.holder_id, _NOTES.c.stage, _NOTES.c.touch_day, _NOTES.c.channel,
                        _NOTES.c.attempts, _NOTES.c.segments)
         ).all()
@@ -141,7 +154,7 @@ class Recording:
             started_at=delivery.started, finished_at=utcnow(), outcome=result.status.value, error=delivery.error,
             provider_message_id=result.provider_message_id,
         ))
-        outcome = self._next_state(session, note, delivery.now, result)
+        outcome = self._next_state(session, note, delivery.now, result, delivery.error)
         self._log_delivery(delivery, note.id, note.holder_id, note.stage, note.touch_day, note.channel, outcome,
                            note.attempts, note.segments)
         return "error" if delivery.unexpected else outcome
@@ -177,24 +190,25 @@ class Recording:
         if next_attempt_at is not None:
             note.next_attempt_at = next_attempt_at
 
-    def _next_state(self, session: Session, note: Notification, now: datetime, result: SendResult) -> str:
-        # SENT never gets here: _finish_sent records it set-based.
+    def _next_state(self, session: Session, note: Notification, now: datetime, result: SendResult,
+                    error: str | None) -> str:
+        # SENT never gets here: _finish_sent records it set-based. `error` is result.error, masked.
         holder = session.get(Holder, note.holder_id)
         if result.status is SendStatus.PERMANENT:
-            self._release(note, status="failed", reason=f"permanent: {result.error}")
+            self._release(note, status="failed", reason=_clip(f"permanent: {error}"))
             if holder is not None:
-                fall_back(session, note, holder, f"permanent failure: {result.error_code or result.error}", now)
+                fall_back(session, note, holder, f"permanent failure: {result.error_code or error}", now)
             return "failed"
         if note.attempts >= self.retry.max_attempts:
-            return self._give_up(session, note, holder, result.error, now)
+            return self._give_up(session, note, holder, error, now)
         delay = self.retry.delay(note.attempts, result.retry_after_seconds, self.rng)
-        self._release(note, status="pending", reason=f"retrying ({result.status.value}): {result.error}",
+        self._release(note, status="pending", reason=_clip(f"retrying ({result.status.value}): {error}"),
                       next_attempt_at=now + timedelta(seconds=delay))
         return "retry"
 
     def _give_up(self, session: Session, note: Notification, holder: Holder | None, error: str | None,
                  now: datetime) -> str:
-        self._release(note, status="failed", reason=f"gave up after {note.attempts} attempts: {error}")
+        self._release(note, status="failed", reason=_clip(f"gave up after {note.attempts} attempts: {error}"))
         if holder is not None:
             fall_back(session, note, holder, f"gave up after {note.attempts} attempts", now)
         return "failed"

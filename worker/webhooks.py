@@ -59,7 +59,8 @@ def webhook_router(runtime: Runtime) -> APIRouter:
             return Response(status_code=400, content='{"error": "MessageSid and MessageStatus are required"}',
                             media_type="application/json")
         with unit_of_work(runtime.factory) as session:
-            outcome = apply_status_callback(session, sid, status, form.get("ErrorCode") or None, utcnow())
+            outcome = apply_status_callback(session, sid, status, form.get("ErrorCode") or None, utcnow(),
+                                            max_attempts=runtime.settings.max_attempts)
         log.info("webhook.status", message_sid=sid, status=status, error_code=form.get("ErrorCode"), outcome=outcome)
         return Response(status_code=204)
 
@@ -69,7 +70,8 @@ def webhook_router(runtime: Runtime) -> APIRouter:
         if form is None:
             return _forbidden("inbound signature")
         with unit_of_work(runtime.factory) as session:
-            outcome = handle_sms_reply(session, form.get("From", ""), form.get("Body", ""), utcnow())
+            outcome = handle_sms_reply(session, form.get("From", ""), form.get("Body", ""), utcnow(),
+                                       message_id=form.get("MessageSid") or None)
         log.info("webhook.inbound", message_sid=form.get("MessageSid"), outcome=outcome)
         # An empty TwiML answer: Twilio sends nothing back (an auto-reply would cost a message).
         return Response(content=EMPTY_TWIML, media_type="text/xml")
