@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,7 +24,10 @@ from worker.metrics import alive_workers, metrics_registry, scan_status
 from worker.models import utcnow
 from worker.runtime import Runtime
 from worker.web import install_web
+from worker.web.preview import PURGE_EVERY_SECONDS, UploadStore
 from worker.webhooks import webhook_router
+
+log = structlog.get_logger("worker.app")
 
 DESCRIPTION = """HR teams register the holders of Shanghai residence permits they employ and see where
 each stands. Authenticate with the team's token: `Authorization: Bearer <token>`
@@ -28,10 +35,30 @@ each stands. Authenticate with the team's token: `Authorization: Bearer <token>`
 Errors are JSON: `{"errors": [{"row": N, "field": ..., "message": ...}]}`."""
 
 
+async def _purge_uploads(store: UploadStore, every: float = PURGE_EVERY_SECONDS) -> None:
+    """Forgotten unconfirmed uploads leave the disk within PURGE_EVERY_SECONDS of expiring, not
+    only when somebody next uploads."""
+    while True:
+        try:
+            await asyncio.to_thread(store.purge)
+        except Exception:  # a disk hiccup must not stop the timer
+            log.exception("web.upload_purge_failed")
+        await asyncio.sleep(every)
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     s = runtime.settings
+    stores: list[UploadStore] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        timers = [asyncio.create_task(_purge_uploads(store)) for store in stores]
+        yield
+        for timer in timers:
+            timer.cancel()
+
     app = FastAPI(title="permit-worker", version="0.1.0", description=DESCRIPTION,
-                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
     install_error_handlers(app)
     limiter = RequestRateLimiter(s.api_rate_per_minute, s.api_burst)
     app.include_router(holders_router(runtime, authenticated_team(runtime, limiter)))
@@ -82,5 +109,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    install_web(app, runtime)  # the HR pages under /web (after the middleware: it extends the upload limit)
+    # The HR pages under /web (after the middleware: it extends the upload limit).
+    stores.append(install_web(app, runtime))
+    app.state.upload_store = stores[0]
     return app

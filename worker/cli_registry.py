@@ -170,8 +170,10 @@ def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_
 @pass_app
 def holders_delete(app: App, external_id: str, team_slug: str) -> None:
     """Delete a holder and every notification about them."""
-    with unit_of_work(app.ready().factory) as session:
-        registry.delete_holder(session, registry.get_team(session, team_slug), external_id)
+    runtime = app.ready()
+    with unit_of_work(runtime.factory) as session:
+        team_id = registry.get_team(session, team_slug).id
+    registry.erase_holder(runtime.factory, runtime.engine, team_id, external_id)
     out(f"deleted {external_id}")
 
 

@@ -15,6 +15,7 @@ own the table) is logged and costs only the speed-up.
 
 from __future__ import annotations
 
+import time
 from time import perf_counter
 
 import structlog
@@ -37,3 +38,25 @@ def vacuum_holders(engine: Engine) -> float | None:
         log.warning("scan.vacuum_failed", error=str(error).splitlines()[0])
         return None
     return perf_counter() - started
+
+
+# After an erasure: how long to keep asking for a checkpoint while readers hold old pages.
+_CHECKPOINT_TRIES = 20
+_CHECKPOINT_PAUSE = 0.1
+
+
+def checkpoint_after_erasure(engine: Engine) -> bool:
+    """SQLite: copy the WAL into the database file and truncate the WAL, so an erased holder's
+    rows (still in the WAL's older frames) leave the disk now, not at some later checkpoint.
+    secure_delete (worker.db) zeroes the freed pages in the database file itself. True when the
+    WAL is empty afterwards (and on PostgreSQL, where VACUUM does this part: deploy/README.md)."""
+    if engine.dialect.name != "sqlite":
+        return True
+    for _ in range(_CHECKPOINT_TRIES):
+        with engine.connect() as conn:
+            busy, _log, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        if not busy:
+            return True
+        time.sleep(_CHECKPOINT_PAUSE)  # another process is reading an older snapshot: wait it out
+    log.warning("erasure.checkpoint_busy", tries=_CHECKPOINT_TRIES)
+    return False

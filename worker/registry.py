@@ -11,11 +11,12 @@ import secrets
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from schedules.accumulation import accumulation_after_renewal, held_since
-from worker.db import rows_changed
+from worker.db import rows_changed, unit_of_work
+from worker.maintenance import checkpoint_after_erasure
 from worker.models import DUE_NOW, Holder, Notification, Team, utcnow
 from worker.privacy import CONTROL_REASON, control_characters
 
@@ -121,10 +122,22 @@ def confirm_renewal(session: Session, team: Team, external_id: str, new_expires_
 
 
 def delete_holder(session: Session, team: Team, external_id: str) -> None:
-    """Deletion really deletes: the holder row, and with it every notification and attempt."""
+    """Deletion really deletes: the holder row, and with it every notification and attempt.
+    Callers go through `erase_holder`, which also clears the data from SQLite's WAL."""
     holder = get_holder(session, team, external_id)
     session.execute(delete(Notification).where(Notification.holder_id == holder.id))
     session.delete(holder)
+
+
+def erase_holder(factory: sessionmaker[Session], engine: Engine, team_id: int, external_id: str) -> None:
+    """Delete a holder (NotFound if not the team's) and, once committed, checkpoint SQLite's WAL
+    so the deleted rows are gone from the disk, not only from the table."""
+    with unit_of_work(factory) as session:
+        team = session.get(Team, team_id)
+        if team is None:
+            raise NotFound("no such team")
+        delete_holder(session, team, external_id)
+    checkpoint_after_erasure(engine)
 
 
 def holders_of(session: Session, team: Team) -> list[Holder]:

@@ -106,8 +106,7 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
 
     @router.delete("/holders/{external_id}", status_code=204, response_class=Response, summary="Erase a holder")
     def delete_holder(external_id: str, ref: TeamRef = current_team) -> Response:
-        with unit_of_work(runtime.factory) as session:
-            registry.delete_holder(session, load(session, ref), external_id)
+        registry.erase_holder(runtime.factory, runtime.engine, ref.id, external_id)
         return Response(status_code=204)
 
     @router.get("/holders", response_model=HolderPage, summary="List holders")

@@ -34,6 +34,7 @@ from worker.roster_xlsx import XLSX_CONTENT_TYPE, cell_text, parse_upload
 from worker.runtime import Runtime
 
 MAX_AGE_SECONDS = 3600  # an unconfirmed upload is forgotten after an hour
+PURGE_EVERY_SECONDS = 300  # how often the HTTP app removes forgotten uploads (worker.app)
 _ID = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
 
@@ -242,6 +243,21 @@ class UploadStore:
         if _ID.fullmatch(upload_id):
             for suffix in (".bin", ".json"):
                 (self.directory / f"{upload_id}{suffix}").unlink(missing_ok=True)
+
+    def discard_session(self, sid: str) -> int:
+        """Remove every upload of one browser session (at sign-out): an unconfirmed roster is
+        personal data waiting for nobody. Returns how many were removed."""
+        removed = 0
+        if not self.directory.is_dir():
+            return removed
+        for meta_path in self.directory.glob("*.json"):
+            try:
+                if json.loads(meta_path.read_text(encoding="utf-8"))["preview"]["sid"] == sid:
+                    self.discard(meta_path.stem)
+                    removed += 1
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # gone meanwhile, or not ours to read
+        return removed
 
     def purge(self) -> None:
         if not self.directory.is_dir():

@@ -70,6 +70,7 @@ def add_routes(router: APIRouter, pages: Pages) -> None:
             pages.check_csrf(request, ws, csrf)
             with unit_of_work(pages.runtime.factory) as session:
                 revoke(session, ws.sid)
+            pages.store.discard_session(ws.sid)  # uploads left unconfirmed go with the session
         request.state.web_session = None  # nothing to write back: the cookie is deleted
         response = redirect("/web/login?bye=1")
         pages.codec.clear(request, response)

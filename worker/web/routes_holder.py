@@ -122,7 +122,6 @@ def add_holder_routes(router: APIRouter, pages: Pages) -> None:
     @router.post("/holder/delete")
     def delete_holder(request: Request, id: _Id, csrf: _Text = "") -> Response:
         ws, team = pages.posted(request, csrf)
-        with unit_of_work(runtime.factory) as session:
-            registry.delete_holder(session, registry.get_team(session, team.slug), id)  # NotFound -> 404 page
+        registry.erase_holder(runtime.factory, runtime.engine, team.id, id)  # NotFound -> 404 page
         ws.add_flash("ok", translate(lang_of(request), "flash.deleted", id=id))
         return redirect("/web/holders")
