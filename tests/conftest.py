@@ -29,6 +29,18 @@ def _admin(url: str) -> Engine:
     return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
+# Outside the embedded default the keys must come from the environment (worker/runtime.py), and a
+# registry refuses a fingerprint key but its own: every test, and every CLI or daemon it starts,
+# uses these. Tests of the generated keys and of the refusals unset or change them.
+TEST_SECRETS = {"PERMIT_FINGERPRINT_KEY": "test-key", "PERMIT_SESSION_SECRET": "test-session-secret-" + "0" * 40}
+
+
+@pytest.fixture(autouse=True)
+def secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in TEST_SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str | None]:
     """A migrated database to copy per test: CREATE DATABASE ... TEMPLATE is much faster than

@@ -37,6 +37,7 @@ from worker.evaluation import evaluate_holder
 from worker.models import DeliveryAttempt, Holder, Notification, ScanRun, Team, utcnow
 from worker.scan import scan
 
+from .conftest import TEST_SECRETS
 from .fakes.faulty_twilio import FaultyTwilio
 from .fakes.twilio_api import rate_limited, server_error, slow
 from .test_cli import CMD
@@ -146,6 +147,7 @@ def worker_env(db_url: str, fake: FaultyTwilio, **extra: str) -> dict[str, str]:
         "PERMIT_TWILIO_TIMEOUT_SECONDS": "10",
         # The daily cron must not fire during a test: only the start-up catch-up scans.
         "PERMIT_SCAN_TIME": "03:17", "PERMIT_DIGEST_TIME": "23:59",
+        **TEST_SECRETS,
     })
     env.update(extra)
     return env

@@ -166,7 +166,9 @@ def test_rotating_the_token_ends_web_sessions(web: Web) -> None:
     assert client.get("/web/").headers["location"].startswith("/web/login")
 
 
-def test_the_session_key_is_generated_once_or_taken_from_the_environment(db_url: str) -> None:
+def test_the_session_key_is_generated_once_or_taken_from_the_environment(db_url: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PERMIT_SESSION_SECRET")  # the embedded default's own key
     first = make_web(db_url)
     client, _ = first.signed_in()
     with unit_of_work(first.runtime.factory) as session:

@@ -18,7 +18,8 @@ from notifiers import NotifierConfigError
 from schedules.policy import PolicyError
 from worker import cli_points, cli_registry
 from worker.cli_common import App, json_line, out, parse_day, parse_moment, pass_app
-from worker.db import upgrade
+from worker.db import unit_of_work, upgrade
+from worker.fingerprint import FingerprintKeyError
 from worker.logging_setup import configure_logging
 from worker.registry import BadInput
 from worker.roster import RosterError
@@ -45,6 +46,29 @@ def db_upgrade(app: App) -> None:
     """Create or migrate the schema to the latest version."""
     upgrade(app.runtime.settings.database_url)
     out("database schema is up to date")
+
+
+@cli.group()
+def keys() -> None:
+    """The keys the embedded default keeps in its database."""
+
+
+@keys.command("export")
+@pass_app
+def keys_export(app: App) -> None:
+    """Print the keys this database keeps, as environment lines, to move them into your secret
+    store before running outside the embedded default (PostgreSQL, or https). Once the same
+    values come from the environment, the copies in the database are deleted at the next start."""
+    from worker.fingerprint import stored_key
+    from worker.web.session import stored_secret
+
+    with unit_of_work(app.ready().factory) as session:
+        found = {"PERMIT_FINGERPRINT_KEY": stored_key(session), "PERMIT_SESSION_SECRET": stored_secret(session)}
+    for name, value in found.items():
+        if value:
+            out(f"{name}={value}")
+    if not any(found.values()):
+        out("# no keys are kept in this database: they come from the environment")
 
 
 cli_registry.register(cli)
@@ -105,7 +129,9 @@ def run_command(app: App, role: str) -> None:
     """Run the daemon: daily scan plus continuous dispatch, until SIGTERM/SIGINT."""
     from worker.daemon import Daemon
 
-    code = Daemon(app.ready(), role=role).run()  # type: ignore[arg-type]  # click.Choice checked it
+    runtime = app.ready()
+    runtime.require_secrets()
+    code = Daemon(runtime, role=role).run()  # type: ignore[arg-type]  # click.Choice checked it
     sys.exit(code)
 
 
@@ -120,6 +146,7 @@ def serve_command(app: App, host: str, port: int) -> None:
     from worker.app import create_app
 
     runtime = app.ready()
+    runtime.require_secrets()
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to whatever
     # handler was there before it: with this one, a requested stop exits 0 like the daemon.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -162,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         if exc.truncated:  # thousands of bad rows: the first ones in full, then one line of counts
             click.echo(exc.summary_line(), err=True)
         return _fail(f"{exc.total} bad row(s); nothing was imported", 2)
-    except (BadInput, PolicyError, NotifierConfigError) as exc:
+    except (BadInput, PolicyError, NotifierConfigError, FingerprintKeyError) as exc:
         return _fail(str(exc), 2)
     except SchemaOutOfDate as exc:
         return _fail(str(exc), 1)

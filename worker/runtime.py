@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers import Notifier, get_notifier
 from schedules.policy import Policy, load_policy
-from worker.db import make_engine, schema_is_current, session_factory
+from worker.db import make_engine, schema_is_current, session_factory, unit_of_work
 from worker.dispatch import Dispatcher, RetryPolicy
+from worker.fingerprint import FingerprintKeyError, fingerprint_key
 from worker.ratelimit import RateLimits
 from worker.settings import Settings
 
@@ -40,6 +41,20 @@ class Runtime:
     def require_schema(self) -> None:
         if not schema_is_current(self.engine):
             raise SchemaOutOfDate("the database schema is missing or out of date: run `permit-worker db upgrade`")
+
+    def require_secrets(self) -> None:
+        """Outside the embedded default, the keys come from the environment, never from the
+        database they protect (a read-only copy of it must not let anyone forge a session or
+        test guesses of an address); and the fingerprint key must be the registry's own.
+        FingerprintKeyError, one line naming the variable, before anything starts."""
+        missing = self.settings.missing_secrets()
+        if missing:
+            name = missing[0]
+            raise FingerprintKeyError(
+                f"{name} is not set: required outside the embedded default (a PostgreSQL database or an https "
+                f"PERMIT_PUBLIC_URL); set it from your secret store (e.g. `openssl rand -hex 32`)")
+        with unit_of_work(self.factory) as session:
+            fingerprint_key(session, self.settings.fingerprint_key, generate=self.settings.embedded)
 
     def notifiers(self) -> dict[str, Notifier]:
         """One notifier per channel, built now so a misconfigured backend fails at start-up."""

@@ -108,6 +108,19 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def embedded(self) -> bool:
+        """The embedded default (a SQLite file, no public https URL): the one setup allowed to keep
+        its keys in the database, so a fresh clone runs with no configuration."""
+        return self.database_url.startswith("sqlite") and not (self.public_url or "").lower().startswith("https://")
+
+    def missing_secrets(self) -> list[str]:
+        """The secrets production needs from the environment and does not have, by variable name."""
+        if self.embedded:
+            return []
+        return [name for name, value in (("PERMIT_SESSION_SECRET", self.session_secret),
+                                         ("PERMIT_FINGERPRINT_KEY", self.fingerprint_key)) if not value]
+
+    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.fingerprint import FingerprintKeyError
 from worker.registry import BadInput, NotFound
 from worker.roster import RosterError
 
@@ -50,6 +51,11 @@ def install_error_handlers(app: FastAPI) -> None:
         body["total"] = exc.total
         body["by_reason"] = [{"field": column, "message": reason, "count": n} for column, reason, n in exc.by_reason()]
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(FingerprintKeyError)
+    async def misconfigured(request: Request, exc: FingerprintKeyError) -> JSONResponse:
+        log.error("api.misconfigured", path=request.url.path, error=str(exc))
+        return _json(503, {"message": "the server's configuration is incomplete; its log says what to fix"})
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,6 @@ from worker.web.session import (
     WebSession,
     check_csrf,
     is_revoked,
-    token_tag,
 )
 
 
@@ -57,7 +57,8 @@ class Pages:
             raise SignInRequired()
         with unit_of_work(self.runtime.factory) as session:
             team = session.get(Team, ws.team_id)
-            valid = team is not None and token_tag(team) == ws.tag and not is_revoked(session, ws.sid)
+            valid = (team is not None and hmac.compare_digest(self.codec.tag(team), ws.tag or "")
+                     and not is_revoked(session, ws.sid))
             info = TeamInfo(team.id, team.slug, team.name) if team is not None and valid else None
         if info is None:
             request.state.web_session = WebSession(dirty=True)  # drop the stale cookie

@@ -1,8 +1,9 @@
 """Sessions of the HR web pages: a signed cookie, the CSRF token it carries, and the signing key.
 
 The cookie holds no personal data, only ids: the team, a random session id (uploads awaiting
-confirmation are bound to it), the CSRF token, and a short tag of the team's token hash, so
-`teams rotate-token` ends every web session of that team at once. It is signed (itsdangerous,
+confirmation are bound to it), the CSRF token, and a short tag of the team's token hash keyed
+with the session secret, so `teams rotate-token` ends every web session of that team at once and
+a copy of the database alone cannot make a valid cookie. It is signed (itsdangerous,
 as starlette's SessionMiddleware does) and expires after MAX_AGE, whatever the browser keeps.
 """
 
@@ -45,6 +46,8 @@ def session_secret(session: Session, configured: str | None) -> str:
     """PERMIT_SESSION_SECRET, else a random key generated once per database and kept there,
     so every replica and every restart signs and checks cookies with the same key."""
     if configured:
+        # A key generated earlier is no longer used: not left beside the data it would sign for.
+        session.execute(delete(AppMeta).where(AppMeta.key == _META_KEY))
         return configured
     stored = session.scalar(select(AppMeta.value).where(AppMeta.key == _META_KEY))
     if stored:
@@ -56,6 +59,11 @@ def session_secret(session: Session, configured: str | None) -> str:
     except IntegrityError:  # another process generated it first: use theirs
         return session.scalar(select(AppMeta.value).where(AppMeta.key == _META_KEY)) or generated
     return generated
+
+
+def stored_secret(session: Session) -> str | None:
+    """The generated session secret kept in the database, if any (`permit-worker keys export`)."""
+    return session.scalar(select(AppMeta.value).where(AppMeta.key == _META_KEY))
 
 
 def revoke(session: Session, sid: str) -> None:
@@ -72,8 +80,12 @@ def is_revoked(session: Session, sid: str) -> bool:
     return session.get(AppMeta, _REVOKED + sid) is not None
 
 
-def token_tag(team: Team) -> str:
-    return (team.token_hash or "")[:_TAG_LEN]
+def token_tag(team: Team, secret: str) -> str:
+    """What binds a session to the team's current token: keyed with the session secret, so it
+    cannot be computed from the database alone (the token hash is in it; the secret, in
+    production, is not)."""
+    digest = hmac.new(secret.encode("utf-8"), f"tag:{team.token_hash or ''}".encode(), "sha256")
+    return digest.hexdigest()[:_TAG_LEN]
 
 
 @dataclass
@@ -106,15 +118,20 @@ class SessionCodec:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._serializer: URLSafeTimedSerializer | None = None
+        self._secret = ""
         self._lock = threading.Lock()
 
     def _signer(self) -> URLSafeTimedSerializer:
         with self._lock:
             if self._serializer is None:
                 with unit_of_work(self.runtime.factory) as session:
-                    secret = session_secret(session, self.runtime.settings.session_secret)
-                self._serializer = URLSafeTimedSerializer(secret, salt="permit-worker.web.session")
+                    self._secret = session_secret(session, self.runtime.settings.session_secret)
+                self._serializer = URLSafeTimedSerializer(self._secret, salt="permit-worker.web.session")
             return self._serializer
+
+    def tag(self, team: Team) -> str:
+        self._signer()
+        return token_tag(team, self._secret)
 
     def load(self, request: Request) -> WebSession:
         raw = request.cookies.get(COOKIE)
@@ -143,7 +160,7 @@ class SessionCodec:
 
     def sign_in(self, team: Team) -> WebSession:
         # A new session id and CSRF token at sign-in: a session planted before it is worthless.
-        return WebSession(team_id=team.id, tag=token_tag(team), dirty=True)
+        return WebSession(team_id=team.id, tag=self.tag(team), dirty=True)
 
     def clear(self, request: Request, response: Response) -> None:
         response.delete_cookie(COOKIE, path="/web", httponly=True, samesite="lax", secure=self.secure(request))
