@@ -58,7 +58,7 @@ def scan(url: str, day: str, full: bool = False) -> dict[str, Any]:
         # any next_due_on (even DUE_NOW, 1900-01-01) compiles them here, reading and writing nothing.
         run_scan(factory, policy, data.SHANGHAI, today=date(1899, 12, 31), dry_run=True, record=False)
     warm = time.perf_counter()
-    report = run_scan(factory, policy, data.SHANGHAI, now=data.scan_moment(scan_day), full=full)
+    report = run_scan(factory, policy, data.SHANGHAI, now=data.scan_moment(scan_day), naive=full)
     finished = time.perf_counter()
     # What the daemon does next (worker.maintenance), timed apart: the reminders are enqueued by
     # then, so it delays nothing, but the next scan's figure depends on it.

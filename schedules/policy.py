@@ -6,6 +6,9 @@ day maps to exactly one stage for either eligibility, and every touch lies insid
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import time
 from functools import lru_cache
@@ -244,3 +247,21 @@ def load_policy(path: str | Path | None = None) -> Policy:
 @lru_cache(maxsize=1)
 def default_policy() -> Policy:
     return policy_from_mapping(read_packaged_policy(DEFAULT_POLICY))
+
+
+def _plain(value: object) -> object:
+    """JSON for the digest: sets in a fixed order (their iteration order varies per process)."""
+    if isinstance(value, frozenset | set):
+        return sorted(str(v) for v in value)
+    if isinstance(value, time):
+        return value.isoformat()
+    raise TypeError(f"cannot digest {type(value).__name__}")
+
+
+def policy_digest(policy: Policy, calendar: str = "") -> str:
+    """A stable fingerprint of what decides every holder's touch days: the policy, and the
+    working-day calendar (`calendar`, e.g. the holidays package version) the extra touch uses.
+    The registry stores the digest it last planned with; a different one means re-plan."""
+    payload = json.dumps({"policy": dataclasses.asdict(policy), "calendar": calendar}, sort_keys=True,
+                         default=_plain)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()

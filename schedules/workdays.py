@@ -53,6 +53,12 @@ def _year(year: int) -> _Year:
     return _Year(days_off=days_off, working_weekends=working_weekends, official=official)
 
 
+def calendar_version() -> str:
+    """Which calendar data the working days come from: part of the policy digest, so a newer
+    package (the next year's arrangement published) re-plans the working-day touches."""
+    return f"holidays {holidays.__version__}"
+
+
 def has_official_data(year: int) -> bool:
     """Whether the State Council's holiday arrangement for `year` is known here."""
     return _year(year).official

@@ -196,7 +196,7 @@ def test_the_fast_scan_and_the_full_scan_enqueue_the_same_touches(factory, team,
         day = EXPIRES + timedelta(days=offset)
         now = datetime.combine(day, datetime.min.time(), SHANGHAI)
         fast = scan(factory, policy, SHANGHAI, today=day, now=now, dry_run=True)
-        full = scan(factory, policy, SHANGHAI, today=day, now=now, dry_run=True, full=True)
+        full = scan(factory, policy, SHANGHAI, today=day, now=now, dry_run=True, naive=True)
         assert sorted(sorted(e.as_json().items()) for e in fast.enqueued) == \
             sorted(sorted(e.as_json().items()) for e in full.enqueued)
         compared += len(full.enqueued)

@@ -80,14 +80,16 @@ cli_points.register(cli, cli_registry.holders)
 @click.option("--today", callback=parse_day, help="Scan as of this date (YYYY-MM-DD).")
 @click.option("--dry-run", is_flag=True, help="Report what would be enqueued; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per enqueued notification.")
+@click.option("--full", is_flag=True, help="Re-plan every holder (as after a policy change), not only those due.")
 @pass_app
-def scan_command(app: App, today: date | None, dry_run: bool, as_json: bool) -> None:
-    """Evaluate every holder and enqueue the reminders that are due."""
+def scan_command(app: App, today: date | None, dry_run: bool, as_json: bool, full: bool) -> None:
+    """Evaluate the holders due (or, after a policy change or with --full, every holder) and
+    enqueue the reminders that are due."""
     from worker.points import scan_points
     from worker.scan import scan
 
     runtime = app.ready()
-    report = scan(runtime.factory, runtime.policy, runtime.settings.tz, today=today, dry_run=dry_run)
+    report = scan(runtime.factory, runtime.policy, runtime.settings.tz, today=today, dry_run=dry_run, full=full)
     # Points (积分) touches: 60 and 30 days before the points expire, when the holder can act.
     report.enqueued.extend(scan_points(runtime.factory, runtime.settings.tz, today=today,
                                        now=datetime.now(UTC), dry_run=dry_run))
@@ -98,6 +100,8 @@ def scan_command(app: App, today: date | None, dry_run: bool, as_json: bool) -> 
             json_line(item.as_json())
     else:
         verb = "would enqueue" if dry_run else "enqueued"
+        if report.replanned is not None:
+            out(f"re-planned all {report.replanned} holders' reminder days with the current policy")
         out(f"scanned {report.holders_seen} holders for {report.scan_date}: {verb} {len(report.enqueued)}")
         for item in report.enqueued:
             out(f"  {item.team}/{item.external_id}\t{item.stage} {item.touch_day:+d}\t{item.channel}\t"

@@ -82,6 +82,7 @@ class Daemon:
             log.info("scan.points_enqueued", enqueued=len(points))
         log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
                  enqueued=len(report.enqueued), no_contact=report.no_contact, interrupted=report.interrupted,
+                 replanned=report.replanned,
                  seconds=round(report.seconds, 3))
         if report.holders_seen and not self.stopping.is_set():
             # Only after a scan that moved rows: an empty day leaves nothing to clean.

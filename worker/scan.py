@@ -6,8 +6,9 @@ second scan, or a scan on another replica, enqueues nothing new.
 It costs O(due), not O(registry): every holder carries `next_due_on`, the next day a touch falls
 due (the scan keeps it; a write to a holder resets it to DUE_NOW), so a day's scan reads only the
 holders due that day: their ids in one index range, then their rows in id-ordered batches, with
-set-based writes (worker/bulk.py). `full=True` evaluates every holder instead: the repair path
-after a policy change, and the benchmark's baseline (benchmarks/README.md).
+set-based writes (worker/bulk.py). The full path evaluates every holder the same way: after a
+policy change (next_due_on was planned with the old one), or on demand. `naive=True` is the
+straightforward ORM scan, the benchmark's baseline (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from time import perf_counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from schedules.policy import Policy
+from schedules.policy import Policy, policy_digest
+from schedules.workdays import calendar_version
 from worker.bulk import any_of, set_next_due_on
 from worker.db import unit_of_work
 from worker.evaluation import holder_today
-from worker.models import Holder, Team, utcnow
+from worker.models import AppMeta, Holder, Team, utcnow
 from worker.outbox import (
     DUE_COLUMNS,
     Candidate,
@@ -38,6 +41,8 @@ from worker.outbox import (
     next_due_on,
 )
 from worker.scan_runs import record_scan_run
+
+log = structlog.get_logger("worker.scan")
 
 BATCH = 2000
 # The furthest ahead of UTC any zone is (Pacific/Kiritimati, UTC+14).
@@ -53,6 +58,31 @@ class ScanReport:
     enqueued: list[EnqueuedTouch] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+    # Holders re-planned on the full path because the policy changed (or on demand); None when
+    # the scan did not take that path.
+    replanned: int | None = None
+
+
+_DIGEST_KEY = "planned_policy_digest"
+
+
+def current_digest(policy: Policy) -> str:
+    return policy_digest(policy, calendar_version())
+
+
+def planned_digest(factory: sessionmaker[Session]) -> str | None:
+    """The digest of the policy the registry's next_due_on values were planned with."""
+    with unit_of_work(factory) as session:
+        return session.scalar(select(AppMeta.value).where(AppMeta.key == _DIGEST_KEY))
+
+
+def _store_digest(factory: sessionmaker[Session], digest: str) -> None:
+    with unit_of_work(factory) as session:
+        row = session.get(AppMeta, _DIGEST_KEY)
+        if row is None:
+            session.add(AppMeta(key=_DIGEST_KEY, value=digest))
+        else:
+            row.value = digest
 
 
 def scan(
@@ -64,22 +94,38 @@ def scan(
     now: datetime | None = None,
     dry_run: bool = False,
     full: bool = False,
+    naive: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
     record: bool = True,
 ) -> ScanReport:
     """Scan the registry. `today` pins every holder's day (CLI --today); otherwise each holder's
-    today is `now` in their own time zone."""
+    today is `now` in their own time zone.
+
+    The O(due) path trusts next_due_on, which was planned with some policy: when the loaded
+    policy (or the working-day calendar) differs from the one the registry last planned with,
+    every holder is re-planned first on the full path, once. `full` takes that path on demand
+    (`scan --full`); `naive` is the straightforward ORM scan, kept as the benchmarks' and tests'
+    reference."""
     started = perf_counter()
     now = now or utcnow()
     real_today = now.astimezone(default_zone).date()
     report = ScanReport(scan_date=today or real_today, dry_run=dry_run)
     # A scan of a future day (a simulation) must not move next_due_on past days still to come.
     keep_schedule = dry_run or (today is not None and today > real_today)
-    if full:
-        _full_scan(factory, policy, default_zone, today, now, report, keep_schedule, should_stop)
+    planner = TouchPlanner(policy, default_zone, now, today)
+    if naive:
+        _naive_scan(factory, policy, default_zone, today, now, report, keep_schedule, should_stop)
     else:
-        _due_scan(factory, TouchPlanner(policy, default_zone, now, today),
-                  _due_filter(today, now, real_today), report, keep_schedule, should_stop)
+        digest = current_digest(policy)
+        stale = not keep_schedule and planned_digest(factory) != digest
+        if full or stale:
+            _full_scan(factory, planner, report, keep_schedule, should_stop)
+            if stale and not report.interrupted:
+                _store_digest(factory, digest)
+            log.info("scan.replanned", reason="policy changed" if stale else "requested", holders=report.replanned,
+                     enqueued=len(report.enqueued), interrupted=report.interrupted)
+        if not report.interrupted:
+            _due_scan(factory, planner, _due_filter(today, now, real_today), report, keep_schedule, should_stop)
     if record and not dry_run and not report.interrupted:
         record_scan_run(factory, report.scan_date, report.holders_seen, len(report.enqueued), now)
     report.seconds = perf_counter() - started
@@ -129,9 +175,33 @@ def _due_scan(factory: sessionmaker[Session], planner: TouchPlanner, due: Column
         report.interrupted = True
 
 
-def _full_scan(factory: sessionmaker[Session], policy: Policy, zone: ZoneInfo, today: date | None, now: datetime,
-               report: ScanReport, keep_schedule: bool, should_stop: Callable[[], bool]) -> None:
-    """Every holder, id-ordered batches of ORM objects."""
+def _full_scan(factory: sessionmaker[Session], planner: TouchPlanner, report: ScanReport, keep_schedule: bool,
+               should_stop: Callable[[], bool]) -> None:
+    """Every holder, in id-ordered batches, through the same planner and set-based writes as the
+    due scan: after a policy change, each holder's due touch is enqueued and next_due_on planned
+    anew (to a day after the scan's, so the due pass that follows finds none of them again).
+    `replanned` counts them; they are among `holders_seen` too."""
+    seen_before = report.holders_seen
+    last_id = 0
+    while True:
+        if should_stop():
+            report.interrupted = True
+            break
+        with unit_of_work(factory) as session:
+            batch = session.execute(select(*DUE_COLUMNS).join(Team).where(Holder.id > last_id)
+                                    .order_by(Holder.id).limit(BATCH)).all()
+            if not batch:
+                break
+            last_id = batch[-1][0]
+            _due_batch(session, batch, planner, report, keep_schedule)
+            if report.dry_run:
+                session.rollback()
+    report.replanned = report.holders_seen - seen_before
+
+
+def _naive_scan(factory: sessionmaker[Session], policy: Policy, zone: ZoneInfo, today: date | None, now: datetime,
+                report: ScanReport, keep_schedule: bool, should_stop: Callable[[], bool]) -> None:
+    """Every holder, id-ordered batches of ORM objects, one at a time: the reference."""
     last_id = 0
     while not should_stop():
         with unit_of_work(factory) as session:
