@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from schedules.deadlines import last_working_day_on_or_before
 from schedules.findings_text import finding_text
 from schedules.points import Finding
+from schedules.vocabulary import CHANNEL_LABELS, STAGE_LABELS, label
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ZH, EN = 0, 1
@@ -26,16 +27,6 @@ _KINDS = {
     "unreachable": ("提醒无法送达，请直接联系本人", "could not be reached; please contact them directly"),
     "reply": ("回复了短信", "replied to a reminder"),
 }
-_STAGES = {
-    "valid": ("有效", "valid"),
-    "upcoming": ("即将到期", "expiring soon"),
-    "auto_renewal_window": ("自动续签期", "auto-renewal window"),
-    "renew_in_person": ("需自行续签", "renew in person"),
-    "expired_grace": ("已过期（宽限期内）", "overdue (grace period)"),
-    "accumulation_reset": ("已过期（累计年限将清零）", "overdue (accumulated years reset)"),
-    "lapsed": ("已失效", "lapsed"),
-}
-_CHANNELS = {"sms": ("短信", "SMS"), "email": ("邮件", "email")}
 
 _MATERIALS = (
     ("  携带材料：《上海市居住证签注申请表》（现场领取）；居住证原件；身份证原件及复印件；合法居住证明"
@@ -135,20 +126,40 @@ def _workday(day: date, lang: int) -> str:
     return (f"（最后工作日 {last}）", f" (last working day {last})")[lang]
 
 
-def _action(line: DigestLine, lang: int) -> str:
-    by = line.deadline.isoformat() + _workday(line.deadline, lang) if line.deadline else None
+def _by(deadline: date, today: date, lang: int) -> str | None:
+    """The deadline as the digest names it, with its last working day; None once that day has
+    passed (a deadline already past is never advised)."""
+    last = last_working_day_on_or_before(deadline)
+    if last < today:
+        return None
+    return deadline.isoformat() + _workday(deadline, lang)
+
+
+def _action(line: DigestLine, lang: int, today: date) -> str:
+    by = _by(line.deadline, today, lang) if line.deadline else None
     if line.stage == "renew_in_person":
-        when = f"{line.expires_on}{_workday(line.expires_on, lang)}"
+        when = _by(line.expires_on, today, lang)
+        if when is None:  # no working day left before expiry: the grace period is what still helps
+            return ("到期前已无工作日：请在节假日后尽快本人到社区事务受理服务中心补办签注"
+                    "（逾期60天内累计年限继续计算）。",
+                    "No working day is left before expiry: renew in person as soon as the centre reopens (within "
+                    "60 days late the accumulated years keep counting).")[lang]
         return (f"请于 {when} 前本人到社区事务受理服务中心办理签注。",
                 f"Must renew in person at the community affairs service centre by {when}.")[lang]
     if line.stage == "expired_grace":
-        return (f"请{'在 ' + by + ' 前' if by else '尽快'}办理签注：居住证恢复，累计年限继续计算。",
-                (f"Endorse {'by ' + by if by else 'as soon as possible'}: the permit is restored and the "
-                 "accumulated years keep counting."))[lang]
+        if by is None:
+            return ("宽限期内已无工作日：现在补办签注，居住证可恢复，但累计年限将清零。",
+                    "No working day is left in the grace period: endorsing now restores the permit, but the "
+                    "accumulated years restart from zero.")[lang]
+        return (f"请在 {by} 前办理签注：居住证恢复，累计年限继续计算。",
+                (f"Endorse by {by}: the permit is restored and the accumulated years keep counting."))[lang]
     if line.stage == "accumulation_reset":
-        return (f"仍可补办：请{'在 ' + by + ' 前' if by else '尽快'}办理签注，但累计年限将清零。",
-                (f"Still fixable: endorse {'by ' + by if by else 'as soon as possible'}, but the accumulated "
-                 "years restart from zero."))[lang]
+        if by is None:
+            return ("已无工作日可补办签注：居住证即将失效，需重新申办。",
+                    "No working day is left to endorse: the permit lapses and must be applied for anew.")[lang]
+        return (f"累计年限已清零；仍可在 {by} 前办理签注，否则需重新申办居住证。",
+                (f"The accumulated years are already lost; endorse by {by}, or a new permit must be "
+                 "applied for."))[lang]
     if line.stage == "lapsed":
         return ("已无法签注，需重新申领居住证；据报道须等待至少半年才能再次申请。",
                 ("Can no longer be endorsed: a new permit must be applied for, reportedly after a wait of "
@@ -156,11 +167,12 @@ def _action(line: DigestLine, lang: int) -> str:
     return ""
 
 
-def _holder_line(line: DigestLine, lang: int) -> str:
+def _holder_line(line: DigestLine, lang: int, today: date) -> str:
     expiry = (f"有效期至 {line.expires_on}", f"expires {line.expires_on}")[lang]
     sep = ("：", ": ")[lang]
     comma = ("，", ", ")[lang]
-    return f"- {_who(line)}{sep}{expiry}{comma}{_days(line.days_left, lang)}{('。', '. ')[lang]}{_action(line, lang)}"
+    action = _action(line, lang, today)
+    return f"- {_who(line)}{sep}{expiry}{comma}{_days(line.days_left, lang)}{('。', '. ')[lang]}{action}"
 
 
 def _touch(day: int, lang: int) -> str:
@@ -172,8 +184,8 @@ def _touch(day: int, lang: int) -> str:
 
 
 def _failure_line(f: DigestFailure, lang: int) -> str:
-    stage = _STAGES.get(f.stage, (f.stage, f.stage))[lang]
-    channel = _CHANNELS.get(f.channel, (f.channel, f.channel))[lang]
+    stage = label(STAGE_LABELS, f.stage, lang)
+    channel = label(CHANNEL_LABELS, f.channel, lang)
     what = (f"{stage}提醒（{_touch(f.touch_day, lang)}，{channel}）发送失败",
             f"{stage} reminder ({_touch(f.touch_day, lang)}, {channel}) failed")[lang]
     reason = f" — {f.reason}" if f.reason else ""
@@ -186,12 +198,12 @@ def _event_line(item: HrNoticeItem, lang: int) -> str:
     return f"- {when}  {label}: {item.detail}"
 
 
-def _points_line(line: PointsDigestLine, lang: int) -> str:
+def _points_line(line: PointsDigestLine, lang: int, today: date) -> str:
     who = f"{line.external_id} {line.name}" if line.name else line.external_id
     head = (f"- {who}：积分有效期至 {line.points_valid_until}",
             f"- {who}: points valid until {line.points_valid_until}")[lang]
     locale = ("zh-CN", "en")[lang]
-    return "\n".join([head, *(f"  · {finding_text(f.code, locale, f.detail)}" for f in line.findings)])
+    return "\n".join([head, *(f"  · {finding_text(f.code, locale, f.detail, today)}" for f in line.findings)])
 
 
 def _sections(content: DigestContent, lang: int) -> list[str]:
@@ -204,14 +216,14 @@ def _sections(content: DigestContent, lang: int) -> list[str]:
 
     add((f"需本人前往办理签注（{len(content.entering_in_person)} 人）",
          f"Now need to renew in person ({len(content.entering_in_person)})"),
-        [_holder_line(line, lang) for line in content.entering_in_person], (_MATERIALS[lang],))
+        [_holder_line(line, lang, content.day) for line in content.entering_in_person], (_MATERIALS[lang],))
     add((f"已过期，仍可补办（{len(content.overdue)} 人）", f"Overdue but still fixable ({len(content.overdue)})"),
-        [_holder_line(line, lang) for line in content.overdue], (_WHY[lang],))
+        [_holder_line(line, lang, content.day) for line in content.overdue], (_WHY[lang],))
     add((f"新近失效：未在期限内签注（{len(content.newly_lapsed)} 人）",
          f"Newly lapsed: not endorsed in time ({len(content.newly_lapsed)})"),
-        [_holder_line(line, lang) for line in content.newly_lapsed])
+        [_holder_line(line, lang, content.day) for line in content.newly_lapsed])
     add((f"积分续签风险（{len(content.points)} 人）", f"Points renewal at risk ({len(content.points)})"),
-        [_points_line(line, lang) for line in content.points])
+        [_points_line(line, lang, content.day) for line in content.points])
     add((f"提醒发送失败（{len(content.failed)} 条）", f"Reminders that could not be delivered ({len(content.failed)})"),
         [_failure_line(f, lang) for f in content.failed])
     add((f"员工回复及其他事项（{len(content.events)} 条）", f"Replies and other events ({len(content.events)})"),

@@ -8,6 +8,7 @@ in templates/<locale>.yaml under findings_hr, findings_short and findings_holder
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from schedules.texts import join, normalize_locale, templates
@@ -31,12 +32,15 @@ def _requirement(detail: Mapping[str, Any], t: dict[str, Any]) -> str:
     return str(words["text"]).format(span=span, base=base)
 
 
-def finding_text(code: str, locale: str | None, detail: Mapping[str, Any] | None = None) -> str:
+def finding_text(code: str, locale: str | None, detail: Mapping[str, Any] | None = None,
+                 today: date | None = None) -> str:
     """The HR-facing phrase of one finding, e.g. for the digest or the API's `text` field.
 
     `detail` is Finding.detail (dates as ISO strings, months as "YYYY-MM" lists); lists are
     joined, the points basis is named, and the social-insurance requirement is spelled out.
-    An unknown code gets a generic phrase naming the code.
+    An unknown code gets a generic phrase naming the code. Given `today`, a finding whose
+    "renew before" day has passed gets its `findings_hr_passed` wording: it says the day has
+    passed and what still helps, never to act before a day already gone.
     """
     t = templates(normalize_locale(locale))
     fields = _Detail(detail or {})
@@ -48,6 +52,11 @@ def finding_text(code: str, locale: str | None, detail: Mapping[str, Any] | None
     fields["requirement"] = _requirement(fields, t)
     fields["code"] = code
     phrases: dict[str, str] = t["findings_hr"]
+    renew_before = (detail or {}).get("renew_before")
+    if today is not None and renew_before and date.fromisoformat(str(renew_before)) < today:
+        passed: dict[str, str] = t.get("findings_hr_passed") or {}
+        if code in passed:
+            return str(passed[code]).format_map(fields)
     return str(phrases.get(code, phrases[_OTHER])).format_map(fields)
 
 

@@ -200,9 +200,12 @@ def _spec(ctx: MessageContext, t: dict[str, Any]) -> dict[str, Any]:
     if ctx.eligibility_reasons:
         # Known not eligible for auto-renewal: the stage's in-person wording, with the reasons.
         spec = {**spec, **(spec.get("when_reasons") or {})}
-    if ctx.stage == RENEW_IN_PERSON and ctx.today > _last_days(ctx)[0]:
-        # The centre has no working day left before expiry (a weekend or holiday): say what
-        # still helps, the end of grace, rather than a day that has passed.
+    # The last working day the stage's remedy needs has passed (a weekend or holiday, or a
+    # message rendered late): say what still helps, never a day already gone. renew_in_person
+    # then points at the grace period, expired_grace at the last day before the lapse, and
+    # accumulation_reset says the permit lapses.
+    closes = {RENEW_IN_PERSON: 0, EXPIRED_GRACE: 1, ACCUMULATION_RESET: 2}.get(ctx.stage)
+    if closes is not None and ctx.today > _last_days(ctx)[closes]:
         spec = {**spec, **(spec.get("when_closed") or {})}
     return spec
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Literal
 
 from schedules.deadlines import last_working_day_on_or_before, working_days_before
 from schedules.policy import Policy, WorkingDayTouch
@@ -28,6 +29,9 @@ ADDRESS_CHANGED = "address_changed"
 EMPLOYER_CHANGED = "employer_changed"
 PHONE_CHANGED = "phone_changed"
 RENTAL_REGISTRATION_ENDS_BEFORE_EXPIRY = "rental_registration_ends_before_expiry"
+
+
+AutoRenewal = Literal["eligible", "not_eligible", "not_applicable"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,14 @@ class Evaluation:
     @property
     def overdue(self) -> int:
         return -self.days_left
+
+    @property
+    def auto_renewal(self) -> AutoRenewal:
+        """"eligible" (likely: the city checks records we cannot see), "not_eligible", or, once
+        the permit has expired, "not_applicable": the city's auto-renewal no longer happens."""
+        if self.days_left < 0:
+            return "not_applicable"
+        return "eligible" if self.eligibility.eligible else "not_eligible"
 
 
 def eligibility(facts: HolderFacts, policy: Policy) -> Eligibility:

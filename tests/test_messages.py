@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
-from itertools import combinations
+from itertools import combinations, product
 
 import pytest
 
@@ -149,23 +149,26 @@ def worst_case_contexts(stage: str, housing: str | None, name: str) -> Iterator[
     """Every wording of the stage, with each variable part at its longest.
 
     Reasons only change the stages that have a when_reasons wording, the accumulated figure only
-    the overdue ones, and the passed last working day only renew_in_person (its when_closed
-    wording), so each is varied only where it matters.
+    the overdue ones, and a passed last working day only the stages with a when_closed wording
+    (renew_in_person, expired_grace, accumulation_reset), so each is varied only where it matters.
     """
     reason_combos = REASON_COMBOS if stage in WITH_REASONS else [()]
     figures = ACCUMULATED if stage in OVERDUE_STAGES else (None,)
     for expires_on in (date(2026, 12, 27), date(2026, 10, 28), date(2026, 9, 28)):
         for day in touch_days(stage):
             today = expires_on + timedelta(days=day)
-            # A long last day still ahead, or one just passed (the centre closed before expiry).
-            in_person_days = (LONG_DATE, today - timedelta(days=1)) if stage == RENEW_IN_PERSON else (None,)
+            # A long last day still ahead, or one just passed (the centre closed before the day).
+            closing = (LONG_DATE, today - timedelta(days=1))
+            in_person_days = closing if stage == RENEW_IN_PERSON else (None,)
+            grace_days = closing if stage == EXPIRED_GRACE else (LONG_DATE,)
+            lapse_days = closing if stage == ACCUMULATION_RESET else (LONG_DATE,)
             for reasons in reason_combos:
                 for accumulated in figures:
-                    for in_person in in_person_days:
+                    for in_person, in_grace, before_lapse in product(in_person_days, grace_days, lapse_days):
                         base = make_ctx(stage, day=day, expires_on=expires_on, name=name, housing_type=housing,
                                         reasons=reasons)
-                        yield replace(base, last_day_in_person=in_person, last_day_in_grace=LONG_DATE,
-                                      last_day_before_lapse=LONG_DATE, accumulated=accumulated)
+                        yield replace(base, last_day_in_person=in_person, last_day_in_grace=in_grace,
+                                      last_day_before_lapse=before_lapse, accumulated=accumulated)
 
 
 @pytest.mark.parametrize("housing", HOUSING)
@@ -517,3 +520,34 @@ def test_the_calendar_note_concerns_only_the_days_a_message_names() -> None:
     # A December expiry's grace runs into 2027, but the in-person reminder names only 2026 days.
     assert "推算" not in render_message("email", "zh-CN", make_ctx(RENEW_IN_PERSON, day=-10)).body
     assert "推算" in render_message("email", "zh-CN", make_ctx(RENEW_IN_PERSON, expires_on=date(2027, 1, 15))).body
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize(("stage", "passed_field"), [(EXPIRED_GRACE, "last_day_in_grace"),
+                                                     (ACCUMULATION_RESET, "last_day_before_lapse")])
+def test_a_last_working_day_already_past_is_never_advised(locale: str, stage: str, passed_field: str) -> None:
+    from schedules.texts import format_date, templates
+
+    ctx = make_ctx(stage)
+    passed = ctx.today - timedelta(days=1)
+    ctx = replace(ctx, **{passed_field: passed})
+    t = templates(locale)
+    for channel in ("sms", "email"):
+        message = render_message(channel, locale, ctx)
+        text = (message.subject or "") + message.body
+        assert format_date(passed, t) in text  # named, as passed
+        # ...and never as the day to act by.
+        assert f"最迟于{format_date(passed, t)}" not in text and f"by {format_date(passed, t)}" not in text
+    sms = render_message("sms", locale, ctx).body
+    if stage == EXPIRED_GRACE:  # what still helps: the last day before the lapse, years lost
+        assert KEY_DATE[locale]["last_day_before_lapse"] in sms
+    else:
+        assert ("重新申办" if locale == "zh-CN" else "apply for a new permit") in sms
+
+
+@pytest.mark.parametrize("day", [61, 68, 80])
+def test_61_to_90_days_late_every_wording_says_the_years_are_already_lost(day: int) -> None:
+    ctx = replace(make_ctx(ACCUMULATION_RESET, day=day), accumulated=(4, 2))
+    zh, en = (render_message("sms", loc, ctx).body for loc in ("zh-CN", "en"))
+    assert "已清零" in zh and "将清零" not in zh
+    assert "lost" in en and "will reset" not in en

@@ -143,7 +143,8 @@ def holders_list(app: App, team_slug: str, today: date | None, as_json: bool) ->
             ev = evaluate_holder(holder, day, runtime.policy)
             if as_json:
                 json_line({"external_id": holder.external_id, "expires_on": holder.expires_on.isoformat(),
-                            "stage": ev.stage, "days_left": ev.days_left, "eligible": ev.eligibility.eligible,
+                            "stage": ev.stage, "days_left": ev.days_left, "auto_renewal": ev.auto_renewal,
+                            "eligible": None if ev.auto_renewal == "not_applicable" else ev.eligibility.eligible,
                             "eligibility_reasons": list(ev.eligibility.reasons), "channel": ev.channel})
             else:
                 reasons = ",".join(ev.eligibility.reasons) or "-"

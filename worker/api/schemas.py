@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schedules.stages import AutoRenewal
+
 HousingType = Literal["own", "relative", "rental", "dormitory"]
 
 
@@ -59,7 +61,9 @@ class HolderOut(BaseModel):
     locale: str
     stage: str
     days_left: int
-    eligible_for_auto_renewal: bool
+    auto_renewal: AutoRenewal = Field(
+        description="not_applicable once the permit has expired (the city's auto-renewal no longer happens)")
+    eligible_for_auto_renewal: bool | None = Field(description="null when auto-renewal is not applicable")
     eligibility_reasons: list[str]
     changed_since_endorsement: list[str]
     sms_opted_out: bool

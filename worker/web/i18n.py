@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from schedules.vocabulary import AUTO_RENEWAL_LABELS, DEADLINE_LABELS, REASON_LABELS, STAGE_LABELS
 from worker.roster import CHINESE_HEADERS
 
 LANGS = ("zh-CN", "en")
@@ -51,6 +52,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "page.prev": ("上一页", "Previous"), "page.next": ("下一页", "Next"),
     "h.back": ("返回员工列表", "Back to employees"), "h.status": ("当前状态", "Status"),
     "h.auto": ("自动签注", "Auto-renewal"), "h.eligible": ("符合条件", "eligible"),
+    "h.auto_not_applicable": ("不适用：居住证已过期，须本人到社区事务受理服务中心办理",
+                              "not applicable: the permit has expired; renew in person at the service centre"),
     "h.not_eligible": ("不符合：{reasons}（需本人办理）", "not eligible: {reasons} (renew in person)"),
     "h.accumulated": ("累计持有年限", "Accumulated years"),
     "h.accumulated_value": ("{years} 年（自 {since} 起）", "{years} years (since {since})"),
@@ -126,17 +129,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "footer": ("数据仅限本团队查看 · 地址仅以指纹形式保存", "Visible to your team only · addresses are kept only as fingerprints"),
 }
 
-STAGES: dict[str, tuple[str, str]] = {
-    "valid": ("有效", "Valid"), "upcoming": ("即将到期", "Expiring soon"),
-    "auto_renewal_window": ("自动签注期", "Auto-renewal window"), "renew_in_person": ("需本人办理", "Renew in person"),
-    "expired_grace": ("已过期·宽限期", "Overdue (grace)"), "accumulation_reset": ("已过期·年限将清零", "Overdue (years reset)"),
-    "lapsed": ("已失效", "Lapsed"),
-}
-REASONS: dict[str, tuple[str, str]] = {
-    "address_changed": ("居住地址已变更", "address changed"), "employer_changed": ("就业单位已变更", "employer changed"),
-    "phone_changed": ("联系电话已变更", "phone changed"),
-    "rental_registration_ends_before_expiry": ("租赁备案先于居住证到期", "rental registration ends first"),
-}
+# Stage and reason labels are the domain's vocabulary, shared with the digest, the CLI and explain.
+STAGES: dict[str, tuple[str, str]] = STAGE_LABELS
+REASONS: dict[str, tuple[str, str]] = REASON_LABELS
+AUTO_RENEWAL: dict[str, tuple[str, str]] = AUTO_RENEWAL_LABELS
 WORDS: dict[str, tuple[str, str]] = {
     "sms": ("短信", "SMS"), "email": ("邮件", "Email"), "pending": ("待发送", "pending"),
     "sending": ("发送中", "sending"), "sent": ("已发送", "sent"), "failed": ("失败", "failed"),
@@ -174,10 +170,7 @@ _STATUS_ZH: tuple[tuple[str, str], ...] = (
     ("permanent:", "无法送达："), ("gave up after", "多次重试失败"), ("carrier reported", "运营商回执"),
     ("opted out of SMS", "已退订短信"),
 )
-DEADLINES: dict[str, tuple[str, str]] = {
-    "expires_on": ("居住证到期", "permit expires"), "grace_ends_on": ("宽限期最后一天", "last day of grace"),
-    "reset_ends_on": ("年限清零前最后一天", "last day before the years reset"),
-}
+DEADLINES: dict[str, tuple[str, str]] = DEADLINE_LABELS
 
 
 def pick(pair: tuple[str, str], lang: str) -> str:

@@ -46,6 +46,7 @@ class HolderView:
     days_left: int
     eligible: bool
     reasons: tuple[str, ...]
+    auto_renewal: str = "eligible"  # eligible | not_eligible | not_applicable (expired)
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Overview:
 def view_of(holder: Holder, runtime: Runtime, now: datetime) -> HolderView:
     ev = evaluate_holder(holder, holder_today(holder, now, runtime.settings.tz), runtime.policy)
     return HolderView(holder.external_id, holder.name, holder.phone, holder.email, ev.stage, holder.expires_on,
-                      ev.days_left, ev.eligibility.eligible, ev.eligibility.reasons)
+                      ev.days_left, ev.eligibility.eligible, ev.eligibility.reasons, ev.auto_renewal)
 
 
 def _failed_holders(session: Session, team_id: int) -> set[int]:
