@@ -87,12 +87,16 @@ def scan_command(app: App, today: date | None, dry_run: bool, as_json: bool, ful
     enqueue the reminders that are due."""
     from worker.points import scan_points
     from worker.scan import scan
+    from worker.scan_runs import last_finished_before
 
     runtime = app.ready()
-    report = scan(runtime.factory, runtime.policy, runtime.settings.tz, today=today, dry_run=dry_run, full=full)
+    now = datetime.now(UTC)
+    since = last_finished_before(runtime.factory, today or now.astimezone(runtime.settings.tz).date())
+    report = scan(runtime.factory, runtime.policy, runtime.settings.tz, today=today, now=now, dry_run=dry_run,
+                  full=full)
     # Points (积分) touches: 60 and 30 days before the points expire, when the holder can act.
-    report.enqueued.extend(scan_points(runtime.factory, runtime.settings.tz, today=today,
-                                       now=datetime.now(UTC), dry_run=dry_run))
+    report.enqueued.extend(scan_points(runtime.factory, runtime.settings.tz, today=today, now=now, dry_run=dry_run,
+                                       policy=runtime.policy, since=since))
     log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
              enqueued=len(report.enqueued), dry_run=dry_run, seconds=round(report.seconds, 3))
     if as_json:

@@ -12,6 +12,7 @@ from worker import registry
 from worker.cli_common import App, out, parse_day, pass_app
 from worker.db import unit_of_work
 from worker.evaluation import holder_today
+from worker.events import Context, HolderUpdated, handle
 from worker.explain import explain, explain_text
 from worker.insurance import import_months, parse_months
 from worker.registry import BadInput
@@ -49,9 +50,14 @@ def social_insurance_import(app: App, file: Path, team_slug: str) -> None:
     except OSError as exc:
         raise BadInput(f"cannot read {file}: {exc.strerror}") from exc
     rows = parse_months(data)  # RosterError: every bad row, nothing written
-    with unit_of_work(app.ready().factory) as session:
-        count = import_months(session, registry.get_team(session, team_slug), rows)
-    out(f"imported {count} social-insurance month(s) into {team_slug}")
+    runtime = app.ready()
+    with unit_of_work(runtime.factory) as session:
+        holder_ids = import_months(session, registry.get_team(session, team_slug), rows)
+        # New months can make a points touch due now: planned at once, as for any other change.
+        enqueued = handle(session, [HolderUpdated(i) for i in sorted(holder_ids)],
+                          Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
+    out(f"imported {len(rows)} social-insurance month(s) into {team_slug}; "
+        f"{len(enqueued)} points reminder(s) due now enqueued")
 
 
 def register(cli: click.Group, holders: click.Group) -> None:

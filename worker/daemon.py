@@ -34,7 +34,7 @@ from worker.models import utcnow
 from worker.points import scan_points
 from worker.runtime import Runtime
 from worker.scan import scan
-from worker.scan_runs import claim_scan_day, keeping_claim, scan_ran_on
+from worker.scan_runs import claim_scan_day, keeping_claim, last_finished_before, scan_ran_on
 
 log = structlog.get_logger("worker.daemon")
 
@@ -74,10 +74,12 @@ class Daemon:
         if not claim_scan_day(self.runtime.factory, day, self.dispatcher.worker_id, now):
             log.info("scan.claimed_elsewhere", scan_date=day.isoformat())
             return
+        since = last_finished_before(self.runtime.factory, day)  # before this scan records itself
         with keeping_claim(self.runtime.factory, day, self.dispatcher.worker_id):
             report = scan(self.runtime.factory, self.runtime.policy, self.settings.tz, now=now,
                           should_stop=self.stopping.is_set)
-            points = scan_points(self.runtime.factory, self.settings.tz, now=now)
+            points = scan_points(self.runtime.factory, self.settings.tz, now=now, policy=self.runtime.policy,
+                                 since=since)
         if points:
             log.info("scan.points_enqueued", enqueued=len(points))
         log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,

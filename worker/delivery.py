@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from worker.hr_events import record_hr_event
 from worker.models import Holder, Notification
-from worker.outbox import insert_touch
+from worker.outbox import insert_touch, outbox_row
 
 log = structlog.get_logger("worker.delivery")
 
@@ -29,11 +29,8 @@ def fall_back(session: Session, note: Notification, holder: Holder, reason: str,
     channel, so it too is enqueued at most once however many times this runs.
     """
     if note.channel == "sms" and holder.email:
-        inserted = insert_touch(session, {
-            "holder_id": holder.id, "cycle_expires_on": note.cycle_expires_on, "stage": note.stage,
-            "touch_day": note.touch_day, "touch_on": note.touch_on, "channel": "email",
-            "status": "pending", "attempts": 0, "next_attempt_at": now,
-        })
+        inserted = insert_touch(session, outbox_row(holder.id, note.cycle_expires_on, note.stage, note.touch_day,
+                                                    note.touch_on, "email", now))
         log.info("delivery.fallback_email", notification_id=note.id, holder_id=holder.id, reason=reason,
                  enqueued=inserted)
         return "fallback_email"

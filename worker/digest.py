@@ -164,15 +164,18 @@ def _gather(session: Session, team: Team, policy: Policy, zone: ZoneInfo, day: d
 
 def _points_lines(session: Session, team_id: int, day: date, previous_day: date) -> list[PointsDigestLine]:
     """Holders whose points touch (60 and 30 days before points_valid_until) fell due since the
-    last digest and whose points renewal is at risk: every finding, for HR to act on."""
-    from worker.points import points_facts
+    last digest and whose points renewal is at risk: every finding, for HR to act on. Reads the
+    holders through the points_valid_until index, and their months in one query."""
+    from worker.points import points_facts_many
 
     window_end = day + timedelta(days=90)
+    holders = list(session.scalars(select(Holder).where(
+        Holder.team_id == team_id, Holder.points_valid_until >= previous_day,
+        Holder.points_valid_until <= window_end).order_by(Holder.points_valid_until)))
+    facts = points_facts_many(session, holders)
     lines: list[PointsDigestLine] = []
-    for holder in session.scalars(select(Holder).where(
-            Holder.team_id == team_id, Holder.points_valid_until >= previous_day,
-            Holder.points_valid_until <= window_end).order_by(Holder.points_valid_until)):
-        touch = points_touch_due(points_facts(session, holder), day)
+    for holder in holders:
+        touch = points_touch_due(facts[holder.id], day)
         if touch is not None and touch.on > previous_day and touch.findings and holder.points_valid_until:
             lines.append(PointsDigestLine(holder.external_id, holder.name, holder.points_valid_until,
                                           touch.findings))

@@ -28,6 +28,7 @@ from worker.outbox import (
     TouchPlanner,
     enqueue_many,
 )
+from worker.points import holders_rows, plan_points
 
 log = structlog.get_logger("worker.events")
 # Holders read per round trip: one import chunk's worth.
@@ -100,6 +101,10 @@ def reevaluate(session: Session, events: list[Event], ctx: Context) -> None:
             _, outcome = planner.plan(row)
             if isinstance(outcome, tuple):
                 candidates.append(outcome)
+        # The points (积分) touch too: a change (a new contract date, a renamed employer, months
+        # of social insurance) can make it due today, on its own clock.
+        candidates += plan_points(session, holders_rows(session, [h for h in chunk if h in rows]), ctx.policy,
+                                  ctx.zone, ctx.now)
         enqueued = enqueue_many(session, candidates, without_rows=registered)
         ctx.enqueued.extend(enqueued)
         _log_enqueued(enqueued, causes)

@@ -85,8 +85,9 @@ def parse_months(data: bytes) -> list[MonthRow]:
     return rows
 
 
-def import_months(session: Session, team: Team, rows: list[MonthRow]) -> int:
-    """Upsert each (holder, month); an unknown external_id rejects the whole file."""
+def import_months(session: Session, team: Team, rows: list[MonthRow]) -> set[int]:
+    """Upsert each (holder, month); an unknown external_id rejects the whole file. Returns the ids
+    of the holders concerned: their points checks have new facts (worker.events acts on them)."""
     ids = {ext: hid for ext, hid in session.execute(select(Holder.external_id, Holder.id).where(
         Holder.team_id == team.id, Holder.external_id.in_({r.external_id for r in rows})))}
     unknown = RowErrors()
@@ -106,4 +107,4 @@ def import_months(session: Session, team: Team, rows: list[MonthRow]) -> int:
             existing[key] = InsuranceRow(holder_id=key[0], month=r.month, paid=r.paid, base_multiple=r.base_multiple)
             session.add(existing[key])
     session.flush()
-    return len(rows)
+    return set(ids.values())

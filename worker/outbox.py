@@ -75,6 +75,18 @@ class EnqueuedTouch:
         }
 
 
+def outbox_row(holder_id: int, cycle: date, stage: str, touch_day: int, touch_on: date, channel: str,
+               due_from: date | datetime, zone: ZoneInfo | None = None) -> dict[str, Any]:
+    """The values of one new outbox row: every path that enqueues (scan, events, points, fallback)
+    builds it here. `due_from` is a moment, or a day whose start in `zone` (the holder's) it is
+    due from: a scan run ahead of time (--today) enqueues nothing that goes out before that day."""
+    if not isinstance(due_from, datetime):
+        assert zone is not None, "a day needs the holder's zone"
+        due_from = datetime.combine(due_from, time.min, zone)
+    return {"holder_id": holder_id, "cycle_expires_on": cycle, "stage": stage, "touch_day": touch_day,
+            "touch_on": touch_on, "channel": channel, "status": "pending", "attempts": 0, "next_attempt_at": due_from}
+
+
 def insert_touch(session: Session, values: dict[str, Any]) -> bool:
     """Insert one outbox row unless its key exists; True if this call inserted it."""
     stmt = insert_dialect(session)(Notification).values(**values).on_conflict_do_nothing(
@@ -127,12 +139,8 @@ def enqueue_due(session: Session, holder: Holder, team_slug: str, day: date, pol
     key = (holder.id, holder.expires_on, touch.stage, touch.day)
     if key in (existing if existing is not None else existing_touches(session, [holder.id])):
         return None
-    values = {"holder_id": holder.id, "cycle_expires_on": holder.expires_on, "stage": touch.stage,
-              "touch_day": touch.day, "touch_on": touch.on, "channel": evaluation.channel,
-              "status": "pending", "attempts": 0,
-              # Due from the start of the day evaluated, in the holder's zone: a scan run ahead
-              # of time (--today) enqueues nothing that goes out before that day.
-              "next_attempt_at": datetime.combine(day, time.min, holder_zone(holder, zone))}
+    values = outbox_row(holder.id, holder.expires_on, touch.stage, touch.day, touch.on, evaluation.channel, day,
+                        holder_zone(holder, zone))
     if not dry_run:
         if not insert_touch(session, values):
             return None  # another scan (another replica) got there first
@@ -188,10 +196,7 @@ class TouchPlanner:
             return following, None
         if channel is None:
             return following, "no_contact"
-        values = {"holder_id": hid, "cycle_expires_on": expires, "stage": touch.stage, "touch_day": touch.day,
-                  "touch_on": touch.on, "channel": channel, "status": "pending", "attempts": 0,
-                  # As in enqueue_due: due from the start of the holder's day evaluated.
-                  "next_attempt_at": day_starts}
+        values = outbox_row(hid, expires, touch.stage, touch.day, touch.on, channel, day_starts)
         return following, (values, EnqueuedTouch(slug, ext, hid, touch.stage, touch.day, touch.on, channel,
                                                  expires, days_left))
 
@@ -223,7 +228,9 @@ def enqueue_many(session: Session, candidates: list[Candidate], dry_run: bool = 
     keys = [(v["holder_id"], v["cycle_expires_on"], v["stage"], v["touch_day"]) for v, _ in candidates]
     holder_ids = sorted({k[0] for k in keys if k[0] not in without_rows})
     taken: set[tuple[Any, ...]] = set()
-    pending: dict[int, list[int]] = defaultdict(list)  # holder -> their unsent rows, before ours
+    # (holder, is a points touch) -> their unsent rows of that kind, before ours: permit and points
+    # touches run on separate clocks, so each supersedes only its own kind.
+    pending: dict[tuple[int, bool], list[int]] = defaultdict(list)
     for i in range(0, len(holder_ids), _IN_CHUNK):
         # Every row of these holders (a handful each), in one read that answers both questions:
         # which touches exist, and what is still pending to supersede (usually nothing, so the
@@ -233,26 +240,27 @@ def enqueue_many(session: Session, candidates: list[Candidate], dry_run: bool = 
                        Notification.touch_day, Notification.status, Notification.id)
                 .where(any_of(session, Notification.holder_id, holder_ids[i:i + _IN_CHUNK]))):
             taken.add((holder_id, cycle, stage, day))
-            if status == "pending" and stage != POINTS_STAGE:  # points touches run on their own clock
-                pending[holder_id].append(row_id)
+            if status == "pending":
+                pending[(holder_id, stage == POINTS_STAGE)].append(row_id)
     fresh = [(v, e) for (v, e), k in zip(candidates, keys, strict=True) if k not in taken]
     if dry_run or not fresh:
         return [e for _, e in fresh]
     inserted = insert_many(  # another replica may have won some: those are not returned
-        session, table_of(Notification), [v for v, _ in fresh], _TOUCH_KEY, ("id", "holder_id"),
-        stamped=("created_at", "updated_at"))
-    new_by_holder = {holder_id: row_id for row_id, holder_id in inserted}
-    # A newer touch supersedes every older unsent one of the same holder; grouped by touch so the
-    # reason names it, as supersede_older does for one holder. Rows another process claimed or
-    # sent since the read above stay as they are (status is checked again).
+        session, table_of(Notification), [v for v, _ in fresh], _TOUCH_KEY,
+        ("holder_id", "cycle_expires_on", "stage", "touch_day"), stamped=("created_at", "updated_at"))
+    won = {tuple(row) for row in inserted}
+    mine = [(v, e) for v, e in fresh if (v["holder_id"], v["cycle_expires_on"], v["stage"], v["touch_day"]) in won]
+    # A newer touch supersedes every older unsent one of the same holder and kind; grouped by
+    # touch so the reason names it, as supersede_older does for one holder. Rows another process
+    # claimed or sent since the read above stay as they are (status is checked again).
     by_touch: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for values, _ in fresh:
-        if values["holder_id"] in new_by_holder:
-            by_touch[(values["stage"], values["touch_day"])].extend(pending.get(values["holder_id"], ()))
+    for values, _ in mine:
+        kind = (values["holder_id"], values["stage"] == POINTS_STAGE)
+        by_touch[(values["stage"], values["touch_day"])].extend(pending.get(kind, ()))
     for (stage, day), stale in by_touch.items():
         for i in range(0, len(stale), _IN_CHUNK):
             session.execute(update(Notification).where(
                 Notification.status == "pending", any_of(session, Notification.id, stale[i:i + _IN_CHUNK]))
                 .values(status="cancelled", status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow())
                 .execution_options(synchronize_session=False))
-    return [e for _, e in fresh if e.holder_id in new_by_holder]
+    return [e for _, e in mine]

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 import structlog
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -110,3 +110,10 @@ def scan_ran_on(factory: sessionmaker[Session], day: date) -> bool:
     with unit_of_work(factory) as session:
         run = session.get(ScanRun, day)
         return run is not None and run.status == "finished"
+
+
+def last_finished_before(factory: sessionmaker[Session], day: date) -> date | None:
+    """The latest day before `day` whose scan finished: what a scan "since the last one" covers."""
+    with unit_of_work(factory) as session:
+        return session.scalar(select(func.max(ScanRun.scan_date)).where(ScanRun.scan_date < day,
+                                                                         ScanRun.status == "finished"))
