@@ -221,3 +221,39 @@ def test_the_export_function_round_trips_through_the_roster_parser(web: Web) -> 
     [row] = parse_roster(data)
     assert row.name == "-3天" and row.phone == "+8613800138000"
     assert list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))[1][1] == "'-3天"
+
+
+def test_the_web_preview_lists_100_of_thousands_of_bad_rows_with_counts(web: Web) -> None:
+    client, csrf = web.signed_in()
+    page = client.get(upload(client, csrf, _many_bad_rows(), name="bad.csv")).text
+    rejected = page[page.index('id="rejected"'):page.index('id="rejected-counts"')]
+    assert rejected.count('class="rejected-row"') == 100
+    counts = page[page.index('id="rejected-counts"'):]
+    assert "共 5000 处问题" in counts and "× 2500" in counts
+
+
+# -- what reaches the log -----------------------------------------------------------------------
+
+def test_the_access_log_omits_query_strings(api: Api) -> None:
+    from worker.logging_setup import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    try:
+        api.client.get("/v1/holders?stage=valid&q=13800138000", headers=api.a)
+    finally:
+        configure_logging("INFO", "console")
+    ours = [line for line in stream.getvalue().splitlines() if '"logger": "httpx"' not in line]  # the test's client
+    lines = [line for line in ours if '"http.request"' in line]
+    assert lines and '"path": "/v1/holders"' in lines[-1]
+    assert not any("13800138000" in line or "stage=valid" in line for line in ours)
+
+
+def test_database_errors_never_carry_the_statements_values(factory) -> None:
+    from sqlalchemy import text as sql
+    from sqlalchemy.exc import SQLAlchemyError
+
+    with pytest.raises(SQLAlchemyError) as raised, unit_of_work(factory) as session:
+        session.execute(sql("INSERT INTO teams (id, slug, name) VALUES (:i, :s, :n)"),
+                        {"i": "not-a-number", "s": None, "n": "欧阳独特"})
+    assert "欧阳独特" not in str(raised.value) and "hidden" in str(raised.value)
