@@ -23,11 +23,11 @@ from sqlalchemy.pool import NullPool
 
 from schedules.policy import Policy, load_policy
 from schedules.stages import HolderFacts, evaluate, next_touch_on
-from worker.bulk import table_of
-from worker.db import make_engine, upgrade
-from worker.models import AppMeta, Holder, Notification, Team
-from worker.outbox import NEVER
-from worker.scan import current_digest
+from worker.planning.outbox import NEVER
+from worker.planning.scan import current_digest
+from worker.store.bulk import table_of
+from worker.store.db import make_engine, upgrade
+from worker.store.models import AppMeta, Holder, Notification, Team
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Expiry dates are spread evenly over these days around the scan day: two years, starting 60 days
@@ -219,7 +219,7 @@ def build_registry(url: str, n: int, day: date, seed: int = 42, policy: Policy |
     if holders:
         flush()
     # The registry was planned with this policy, as a daemon's would be: the scan's policy check
-    # (worker.scan) finds it current and takes the O(due) path.
+    # (worker.planning.scan) finds it current and takes the O(due) path.
     with engine.begin() as conn:
         conn.execute(insert(AppMeta).values(key="planned_policy_digest",
                                             value=current_digest(policy or load_policy(None))))

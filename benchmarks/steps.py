@@ -42,9 +42,9 @@ def scan(url: str, day: str, full: bool = False) -> dict[str, Any]:
 
     from schedules.policy import load_policy
     from schedules.stages import HolderFacts, next_touch_on
-    from worker.db import make_engine, session_factory
-    from worker.maintenance import vacuum_holders
-    from worker.scan import scan as run_scan
+    from worker.planning.scan import scan as run_scan
+    from worker.store.db import make_engine, session_factory
+    from worker.store.maintenance import vacuum_holders
 
     scan_day = date.fromisoformat(day)
     engine = make_engine(url)
@@ -60,7 +60,7 @@ def scan(url: str, day: str, full: bool = False) -> dict[str, Any]:
     warm = time.perf_counter()
     report = run_scan(factory, policy, data.SHANGHAI, now=data.scan_moment(scan_day), naive=full)
     finished = time.perf_counter()
-    # What the daemon does next (worker.maintenance), timed apart: the reminders are enqueued by
+    # What the daemon does next (worker.store.maintenance), timed apart: the reminders are enqueued by
     # then, so it delays nothing, but the next scan's figure depends on it.
     vacuum_seconds = vacuum_holders(engine) if report.holders_seen and not full else None
     engine.dispose()
@@ -88,8 +88,8 @@ def dispatch(url: str, messages: int, latency_ms: float, rate: float | None = No
         if concurrency is not None:  # else the dispatcher's own default
             os.environ["PERMIT_DISPATCH_CONCURRENCY"] = str(concurrency)
         _quiet_logs()
-        from worker.runtime import Runtime
-        from worker.settings import Settings
+        from worker.ops.runtime import Runtime
+        from worker.ops.settings import Settings
 
         runtime = Runtime(Settings())
         seeded = _seed_outbox(runtime.factory, messages)
@@ -141,8 +141,8 @@ def _seed_outbox(factory: Any, messages: int) -> int:
     reminder renders for them), written straight to the tables."""
     from sqlalchemy import insert, select
 
-    from worker.bulk import table_of
-    from worker.models import Holder, Notification, Team
+    from worker.store.bulk import table_of
+    from worker.store.models import Holder, Notification, Team
 
     today = datetime.now(data.SHANGHAI).date()
     expires = today + timedelta(days=30)

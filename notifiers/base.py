@@ -7,6 +7,7 @@ dispatcher whether to stop (sent), retry later (transient) or give up (permanent
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -86,3 +87,39 @@ class Reconciler(Protocol):
     """
 
     def reconcile(self, message: Message, since: datetime) -> SendResult | None: ...
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A provider's delivery receipt, in the core's terms. The provider's module parses its own
+    format and knows what its codes mean; the core only orders, records and acts on them."""
+
+    provider: str
+    message_id: str  # the provider's id for the message, as the send returned it
+    status: str  # the provider's status word, lower case ("delivered", "undelivered")
+    error_code: str | None
+    # The provider's order of its statuses: a late "sent" must not overwrite "delivered".
+    order: Mapping[str, int]
+    undelivered: bool  # the carrier says the message did not arrive
+    permanent: bool  # ... and retrying cannot change that (unknown number, filtered as spam)
+
+    def rank(self, status: str | None) -> int:
+        return self.order.get(status or "", -1)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A holder's SMS reply as a provider delivered it."""
+
+    provider: str
+    from_number: str  # E.164
+    body: str
+    message_id: str | None  # the provider's id: a replayed copy carries the same one
+
+
+class InboundSink(Protocol):
+    """What a provider's webhook hands its parsed messages to; each returns what it came to."""
+
+    def receipt(self, receipt: Receipt) -> str: ...
+
+    def reply(self, reply: Reply) -> str: ...

@@ -4,6 +4,7 @@ when PERMIT_TEST_POSTGRES_URL points at a server), a policy and a team."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from schedules.policy import Policy, default_policy
-from worker import registry
-from worker.db import make_engine, session_factory, unit_of_work, upgrade
-from worker.models import Team
+from worker.registry import records as registry
+from worker.store.db import make_engine, session_factory, unit_of_work, upgrade
+from worker.store.models import Team
 
 POSTGRES_URL = os.environ.get("PERMIT_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -59,12 +60,30 @@ def postgres_template() -> Iterator[str | None]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite registry migrated once per run; each test gets a copy (the migrations cost far
+    more than a copy, and test_schema.py still runs them on fresh files)."""
+    path = tmp_path_factory.mktemp("template") / "registry.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def copy_sqlite(template: Path, target: Path) -> None:
+    # The backup API copies a consistent database whatever is still in the template's WAL.
+    with sqlite3.connect(template) as source, sqlite3.connect(target) as copy:
+        source.backup(copy)
+    source.close()
+    copy.close()
+
+
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_template: str | None) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_template: str | None,
+           sqlite_template: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'registry.db'}"
-        upgrade(url)
-        yield url
+        target = tmp_path / "registry.db"
+        copy_sqlite(sqlite_template, target)
+        yield f"sqlite:///{target}"
         return
     assert POSTGRES_URL and postgres_template
     name = f"permit_t_{uuid.uuid4().hex[:12]}"

@@ -8,13 +8,14 @@ from datetime import date
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import Message, SendResult
-from worker import registry, roster_import
-from worker.daemon import Daemon, Role
-from worker.db import unit_of_work
-from worker.dispatch import Dispatcher
-from worker.models import Team
-from worker.roster import RosterRow
-from worker.runtime import Runtime
+from worker.delivery.dispatch import Dispatcher
+from worker.ops.daemon import Daemon, Role
+from worker.ops.runtime import Runtime
+from worker.registry import records as registry
+from worker.registry import roster_import
+from worker.registry.roster import RosterRow
+from worker.store.db import unit_of_work
+from worker.store.models import Team
 
 
 @dataclass

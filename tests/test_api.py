@@ -15,12 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from worker import registry
-from worker.app import create_app
-from worker.db import unit_of_work
-from worker.models import Notification
-from worker.runtime import Runtime
-from worker.settings import Settings
+from worker.http.app import create_app
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.registry import records as registry
+from worker.store.db import unit_of_work
+from worker.store.models import Notification
 
 TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
@@ -83,7 +83,7 @@ def test_creating_a_holder_already_inside_a_stage_enqueues_at_once(api: Api) -> 
     assert response.json()["enqueued"] == [{"stage": "renew_in_person", "touch_day": -10, "channel": "sms"}]
     assert pending(api) == [("renew_in_person", -10, "pending")]
     # The daily scan finds it already enqueued.
-    from worker.scan import scan
+    from worker.planning.scan import scan
 
     assert scan(api.runtime.factory, api.runtime.policy, api.runtime.settings.tz).enqueued == []
 
@@ -287,8 +287,8 @@ def test_the_openapi_document_describes_the_v1_api(api: Api) -> None:
 # -- deletion --------------------------------------------------------------------------------
 
 def test_deleting_a_holder_leaves_no_personal_data_in_any_table(api: Api, db_url: str) -> None:
-    from worker.inbound import handle_sms_reply
-    from worker.models import utcnow
+    from worker.delivery.inbound import handle_sms_reply
+    from worker.store.models import utcnow
 
     api.client.post("/v1/holders", json=holder(days=10, name="欧阳娜娜", phone="13912345678",
                                                email="ouyang.nana@example.com", address="徐汇区秘密路88号"),

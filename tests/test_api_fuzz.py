@@ -26,7 +26,7 @@ PATH_TEXT = st.one_of(st.text(min_size=1, max_size=30).filter(lambda s: "/" not 
 
 @pytest.fixture(scope="module")
 def fuzz_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    from worker.db import upgrade
+    from worker.store.db import upgrade
 
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}"
     upgrade(url)

@@ -15,10 +15,10 @@ from benchmarks.data import (
     write_roster_csv,
 )
 from schedules.policy import default_policy
-from worker.db import make_engine, session_factory, unit_of_work
-from worker.models import Holder, Notification
-from worker.roster import parse_roster
-from worker.scan import scan
+from worker.planning.scan import scan
+from worker.registry.roster import parse_roster
+from worker.store.db import make_engine, session_factory, unit_of_work
+from worker.store.models import Holder, Notification
 
 
 def test_the_registry_builder_makes_a_steady_state_registry(tmp_path: Path) -> None:

@@ -19,12 +19,12 @@ import pytest
 from sqlalchemy import select
 
 from notifiers.base import Message, SendResult
-from worker.daemon import Daemon
-from worker.db import unit_of_work
-from worker.dispatch import Dispatcher
-from worker.models import Notification
-from worker.runtime import Runtime
-from worker.settings import Settings
+from worker.delivery.dispatch import Dispatcher
+from worker.ops.daemon import Daemon
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.store.db import unit_of_work
+from worker.store.models import Notification
 
 from .support import RecordingNotifier, add_holder
 from .test_cli import CMD

@@ -15,12 +15,12 @@ from sqlalchemy import select, update
 from notifiers.smtp_email import SmtpEmailNotifier
 from notifiers.twilio_sms import TwilioSmsNotifier
 from schedules.workdays import is_working_day
-from worker.db import unit_of_work
-from worker.digest import send_digests
-from worker.dispatch import Dispatcher, RetryPolicy
-from worker.models import DeliveryAttempt, Holder, HrEvent, Notification
-from worker.ratelimit import RateLimits
-from worker.scan import scan
+from worker.delivery.digest import send_digests
+from worker.delivery.dispatch import Dispatcher, RetryPolicy
+from worker.delivery.ratelimit import RateLimits
+from worker.planning.scan import scan
+from worker.store.db import unit_of_work
+from worker.store.models import DeliveryAttempt, Holder, HrEvent, Notification
 
 from .fakes.smtp_server import FakeSmtp
 from .fakes.twilio_api import FakeTwilio, error, rate_limited, server_error

@@ -14,15 +14,15 @@ from structlog.testing import capture_logs
 
 from notifiers.smtp_email import SmtpEmailNotifier
 from schedules.workdays import has_official_data, is_working_day
-from worker import registry
-from worker.daemon import DIGEST_JOB, Daemon
-from worker.db import unit_of_work
-from worker.digest import send_digests
-from worker.dispatch import Dispatcher
-from worker.hr_events import claim_hr_events, record_hr_event
-from worker.models import DigestRun, HrEvent, Notification
-from worker.runtime import Runtime
-from worker.settings import Settings
+from worker.delivery.digest import send_digests
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.hr_events import claim_hr_events, record_hr_event
+from worker.ops.daemon import DIGEST_JOB, Daemon
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.registry import records as registry
+from worker.store.db import unit_of_work
+from worker.store.models import DigestRun, HrEvent, Notification
 
 from .fakes.smtp_server import TRY_AGAIN, FakeSmtp, Received
 from .support import RecordingNotifier, add_holder

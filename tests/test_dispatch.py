@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import SendResult
 from schedules.policy import Policy
-from worker.db import unit_of_work
-from worker.dispatch import Dispatcher, RetryPolicy
-from worker.models import DeliveryAttempt, Notification, Team
-from worker.scan import scan
+from worker.delivery.dispatch import Dispatcher, RetryPolicy
+from worker.planning.scan import scan
+from worker.store.db import unit_of_work
+from worker.store.models import DeliveryAttempt, Notification, Team
 
 from .support import RecordingNotifier, add_holder
 

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifiers.base import Message, SendResult
 from notifiers.twilio_sms import TwilioSmsNotifier
 from schedules.policy import Policy
-from worker import roster_import
-from worker.db import make_engine, session_factory, unit_of_work
-from worker.dispatch import Dispatcher, Prepared, RetryPolicy
-from worker.models import DeliveryAttempt, Notification, Team
-from worker.ratelimit import RateLimits
-from worker.roster import RosterRow
-from worker.scan import scan
+from worker.delivery.dispatch import Dispatcher, Prepared, RetryPolicy
+from worker.delivery.ratelimit import RateLimits
+from worker.planning.scan import scan
+from worker.registry import roster_import
+from worker.registry.roster import RosterRow
+from worker.store.db import make_engine, session_factory, unit_of_work
+from worker.store.models import DeliveryAttempt, Notification, Team
 
 from .fakes.twilio_api import FakeTwilio
 from .support import RecordingNotifier

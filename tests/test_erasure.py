@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from worker.app import _purge_uploads
-from worker.db import unit_of_work
-from worker.maintenance import checkpoint_after_erasure
-from worker.models import Holder
-from worker.web.preview import MAX_AGE_SECONDS, UploadStore
+from worker.http.app import _purge_uploads
+from worker.http.web.preview import MAX_AGE_SECONDS, UploadStore
+from worker.store.db import unit_of_work
+from worker.store.maintenance import checkpoint_after_erasure
+from worker.store.models import Holder
 
 from .test_api import holder, make_api
 from .test_web import Web, make_web, roster, upload
@@ -30,7 +30,7 @@ def _files(db: Path) -> dict[str, bytes]:
 
 def test_a_deleted_holder_is_in_neither_the_database_file_nor_its_wal(tmp_path: Path) -> None:
     db = tmp_path / "registry.db"
-    from worker.db import upgrade
+    from worker.store.db import upgrade
     upgrade(f"sqlite:///{db}")
     api = make_api(f"sqlite:///{db}")
     try:
@@ -54,7 +54,7 @@ def test_the_checkpoint_waits_out_a_reader_in_another_connection(tmp_path: Path)
     import sqlite3
     import threading
 
-    from worker.db import make_engine, upgrade
+    from worker.store.db import make_engine, upgrade
 
     db = tmp_path / "r.db"
     upgrade(f"sqlite:///{db}")

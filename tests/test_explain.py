@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from schedules.policy import Policy
-from worker import registry
-from worker.db import unit_of_work
-from worker.explain import explain, explain_text
-from worker.insurance import import_months, parse_months
-from worker.models import InsuranceMonth, Team
-from worker.roster import RosterError
+from worker.planning.explain import explain, explain_text
+from worker.registry import records as registry
+from worker.registry.insurance import import_months, parse_months
+from worker.registry.roster import RosterError
+from worker.store.db import unit_of_work
+from worker.store.models import InsuranceMonth, Team
 
 from .support import add_holder
 
@@ -89,10 +89,10 @@ def test_a_points_touch_goes_to_the_holder_who_can_act_and_survives_the_permit_s
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from worker.dispatch import Dispatcher
-    from worker.models import Notification
-    from worker.points import scan_points
-    from worker.scan import scan
+    from worker.delivery.dispatch import Dispatcher
+    from worker.planning.points import scan_points
+    from worker.planning.scan import scan
+    from worker.store.models import Notification
 
     from .support import RecordingNotifier
 

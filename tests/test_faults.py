@@ -31,11 +31,11 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schedules.policy import Policy
-from worker.bulk import table_of
-from worker.db import unit_of_work
-from worker.evaluation import evaluate_holder
-from worker.models import DeliveryAttempt, Holder, Notification, ScanRun, Team, utcnow
-from worker.scan import scan
+from worker.planning.evaluation import evaluate_holder
+from worker.planning.scan import scan
+from worker.store.bulk import table_of
+from worker.store.db import unit_of_work
+from worker.store.models import DeliveryAttempt, Holder, Notification, ScanRun, Team, utcnow
 
 from .conftest import TEST_SECRETS
 from .fakes.faulty_twilio import FaultyTwilio

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from schedules.policy import default_policy, parse_send_window
-from worker import registry
-from worker.db import unit_of_work
-from worker.dispatch import Dispatcher, RetryPolicy
-from worker.inbound import seen_before
-from worker.models import DeliveryAttempt, Holder, HrEvent, InboundEvent, Notification
-from worker.scan import scan
+from worker.delivery.dispatch import Dispatcher, RetryPolicy
+from worker.delivery.inbound import seen_before
+from worker.planning.scan import scan
+from worker.registry import records as registry
+from worker.store.db import unit_of_work
+from worker.store.models import DeliveryAttempt, Holder, HrEvent, InboundEvent, Notification
 
 from .support import RecordingNotifier, add_holder
 from .test_webhooks import hr_kinds, notes, post, server  # noqa: F401  (server: a fixture)

@@ -1,4 +1,4 @@
-"""Behaviour of worker.logging_setup: PII never reaches a log line."""
+"""Behaviour of worker.ops.logs: PII never reaches a log line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from worker.logging_setup import configure_logging, get_logger, mask_pii, mask_text
+from worker.ops.logs import configure_logging, get_logger, mask_pii, mask_text
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,10 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 from structlog.testing import capture_logs
 
-from worker.daemon import Daemon
-from worker.maintenance import vacuum_holders
-from worker.runtime import Runtime
-from worker.settings import Settings
+from worker.ops.daemon import Daemon
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.store.maintenance import vacuum_holders
 
 from .conftest import POSTGRES_URL
 from .support import add_holder, recording_daemon

@@ -18,10 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker import heartbeat
-from worker.app import create_app
-from worker.cli import main
-from worker.daemon import (
+from worker.cli.main import main
+from worker.http.app import create_app
+from worker.ops import heartbeat
+from worker.ops.daemon import (
     DIGEST_JOB,
     DISPATCH_JOB,
     SCAN_JOB,
@@ -29,8 +29,10 @@ from worker.daemon import (
     Daemon,
     Role,
 )
-from worker.db import unit_of_work
-from worker.models import (
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.store.db import unit_of_work
+from worker.store.models import (
     DeliveryAttempt,
     Notification,
     ScanRun,
@@ -38,8 +40,6 @@ from worker.models import (
     WorkerHeartbeat,
     utcnow,
 )
-from worker.runtime import Runtime
-from worker.settings import Settings
 
 from .support import RecordingNotifier, add_holder, recording_daemon
 
@@ -136,7 +136,7 @@ def test_run_role_option_reaches_the_daemon(db_url: str, monkeypatch: pytest.Mon
                                             jobs: set[str]) -> None:
     monkeypatch.setenv("PERMIT_DATABASE_URL", db_url)
     # main() would point the root logger at this test's captured stderr, closed once it ends.
-    monkeypatch.setattr("worker.cli.configure_logging", lambda *_: None)
+    monkeypatch.setattr("worker.cli.main.configure_logging", lambda *_: None)
     seen: dict[str, Any] = {}
 
     def fake_run(self: Daemon, install_signals: bool = True) -> int:
@@ -154,7 +154,7 @@ def test_run_role_option_reaches_the_daemon(db_url: str, monkeypatch: pytest.Mon
 
 def test_run_rejects_an_unknown_role_as_usage_error(capsys: pytest.CaptureFixture[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("worker.cli.configure_logging", lambda *_: None)
+    monkeypatch.setattr("worker.cli.main.configure_logging", lambda *_: None)
     assert main(["run", "--role", "sender"]) == 2
     assert "--role" in capsys.readouterr().err
 

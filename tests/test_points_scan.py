@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event, inspect, select, text
 
 from schedules.policy import Policy, policy_from_mapping, read_packaged_policy
-from worker import registry
-from worker.db import unit_of_work
-from worker.events import Context, HolderUpdated, handle
-from worker.models import Notification
-from worker.points import scan_points
+from worker.planning.events import Context, HolderUpdated, handle
+from worker.planning.points import scan_points
+from worker.registry import records as registry
+from worker.store.db import unit_of_work
+from worker.store.models import Notification
 
 from .support import add_holder
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from worker.ratelimit import RateLimits, TokenBucket
-from worker.settings import parse_rate_limits
+from worker.delivery.ratelimit import RateLimits, TokenBucket
+from worker.ops.settings import parse_rate_limits
 
 
 class FakeClock:

@@ -14,9 +14,9 @@ import yaml
 from sqlalchemy import select
 
 from schedules.policy import Policy, policy_from_mapping, read_packaged_policy
-from worker.db import unit_of_work
-from worker.models import Holder
-from worker.scan import current_digest, planned_digest, scan
+from worker.planning.scan import current_digest, planned_digest, scan
+from worker.store.db import unit_of_work
+from worker.store.models import Holder
 
 from .support import add_holder
 from .test_cli import CMD
@@ -67,7 +67,7 @@ def test_without_a_change_the_due_scan_alone_would_have_skipped_the_new_touch(fa
     scan(factory, policy, SHANGHAI, now=NOW)
     changed = earlier_reminders()
     with unit_of_work(factory) as session:  # as if the registry had been planned with the new policy
-        from worker.models import AppMeta
+        from worker.store.models import AppMeta
         session.get(AppMeta, "planned_policy_digest").value = current_digest(changed)  # type: ignore[union-attr]
     assert scan(factory, changed, SHANGHAI, now=NOW).enqueued == []
 
@@ -75,7 +75,7 @@ def test_without_a_change_the_due_scan_alone_would_have_skipped_the_new_touch(fa
 def test_a_newer_working_day_calendar_replans_too(factory, team, policy, monkeypatch: pytest.MonkeyPatch) -> None:
     add_holder(factory, team, "E1", DAY + timedelta(days=60))
     scan(factory, policy, SHANGHAI, now=NOW)
-    monkeypatch.setattr("worker.scan.calendar_version", lambda: "holidays 99.0")
+    monkeypatch.setattr("worker.planning.scan.calendar_version", lambda: "holidays 99.0")
     assert scan(factory, policy, SHANGHAI, now=NOW).replanned == 1
 
 
@@ -93,7 +93,7 @@ def test_a_scan_pinned_to_a_past_day_updates_the_schedule_and_a_future_one_keeps
     add_holder(factory, team, "E2", DAY + timedelta(days=40))
     scan(factory, policy, SHANGHAI, now=NOW, today=DAY + timedelta(days=1))  # tomorrow: a simulation
     with unit_of_work(factory) as session:
-        from worker.models import DUE_NOW
+        from worker.store.models import DUE_NOW
         assert session.scalar(select(Holder.next_due_on).where(Holder.external_id == "E2")) == DUE_NOW
 
 

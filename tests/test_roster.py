@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
-from worker import roster_xlsx
-from worker.roster import (
+from worker.registry import roster_xlsx
+from worker.registry.roster import (
     CANONICAL_COLUMNS,
     CHINESE_HEADERS,
     HOUSING_TYPES,
@@ -29,7 +29,7 @@ from worker.roster import (
     parse_roster,
     parse_roster_rows,
 )
-from worker.roster_xlsx import cell_text, parse_roster_xlsx, parse_upload
+from worker.registry.roster_xlsx import cell_text, parse_roster_xlsx, parse_upload
 
 EN_HEADER = ",".join(CANONICAL_COLUMNS)
 

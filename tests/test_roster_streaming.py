@@ -19,11 +19,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schedules.policy import Policy
-from worker import roster_import
-from worker.db import unit_of_work
-from worker.events import Context, handle
-from worker.models import DUE_NOW, Holder, Notification, Team
-from worker.roster import (
+from worker.planning.events import Context, handle
+from worker.planning.scan import scan
+from worker.registry import roster_import
+from worker.registry.roster import (
     RosterError,
     RosterRow,
     RowErrors,
@@ -33,7 +32,8 @@ from worker.roster import (
     parse_roster,
     spool_roster,
 )
-from worker.scan import scan
+from worker.store.db import unit_of_work
+from worker.store.models import DUE_NOW, Holder, Notification, Team
 
 from .support import add_holder
 
@@ -254,7 +254,7 @@ def test_a_row_taken_by_a_concurrent_import_is_updated_not_lost(factory: session
 
 def test_the_bare_mobile_shortcut_parses_exactly_as_phonenumbers_does() -> None:
     # Every 4-digit prefix the shortcut takes, with suffixes at both ends and in between.
-    from worker.roster import _BARE_MOBILE_SHAPE
+    from worker.registry.roster import _BARE_MOBILE_SHAPE
 
     checked = 0
     for prefix in range(1000, 2000):

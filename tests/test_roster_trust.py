@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from worker.db import unit_of_work
-from worker.models import Holder
-from worker.web.export import export_csv
+from worker.http.web.export import export_csv
+from worker.store.db import unit_of_work
+from worker.store.models import Holder
 
 from .test_api import TODAY, Api, api, holder  # noqa: F401  (api: a fixture)
 from .test_cli import Run, run  # noqa: F401  (run: a fixture)
@@ -211,7 +211,7 @@ def test_an_export_imports_again_as_all_unchanged(web: Web) -> None:
 def test_the_export_function_round_trips_through_the_roster_parser(web: Web) -> None:
     from datetime import UTC, datetime
 
-    from worker.roster import parse_roster
+    from worker.registry.roster import parse_roster
 
     client, csrf = web.signed_in()
     confirm(client, csrf, upload(client, csrf, roster(("E1", "-3天", "13800138000", str(EXPIRY)))))
@@ -235,7 +235,7 @@ def test_the_web_preview_lists_100_of_thousands_of_bad_rows_with_counts(web: Web
 # -- what reaches the log -----------------------------------------------------------------------
 
 def test_the_access_log_omits_query_strings(api: Api) -> None:
-    from worker.logging_setup import configure_logging
+    from worker.ops.logs import configure_logging
 
     stream = io.StringIO()
     configure_logging("INFO", "json", stream=stream)

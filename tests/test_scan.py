@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from schedules.policy import Policy
-from worker import registry
-from worker.db import make_engine, session_factory, unit_of_work
-from worker.models import Notification, ScanRun, Team
-from worker.scan import scan
-from worker.scan_runs import scan_ran_on
+from worker.planning.scan import scan
+from worker.planning.scan_runs import scan_ran_on
+from worker.registry import records as registry
+from worker.store.db import make_engine, session_factory, unit_of_work
+from worker.store.models import Notification, ScanRun, Team
 
 from .support import add_holder
 
@@ -173,7 +173,7 @@ def test_now_defaults_to_the_real_clock_in_utc(factory, team, policy) -> None:
 
 
 def _holder_rows(factory) -> list[tuple[str, date]]:
-    from worker.models import Holder
+    from worker.store.models import Holder
 
     with unit_of_work(factory) as session:
         return [(h.external_id, h.next_due_on) for h in session.scalars(select(Holder).order_by(Holder.id))]
@@ -217,7 +217,7 @@ def test_a_scan_of_a_future_day_does_not_move_the_schedule(factory, team, policy
     with freeze_time(datetime.combine(day(40), datetime.min.time(), SHANGHAI)):
         report = scan(factory, policy, SHANGHAI, today=day(30))  # a simulation, ten days ahead
     assert [e.stage for e in report.enqueued] == ["upcoming"]
-    from worker.models import DUE_NOW
+    from worker.store.models import DUE_NOW
 
     assert _holder_rows(factory) == [("E1", DUE_NOW)]  # today's scans still look at the holder
 

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.db import unit_of_work
-from worker.models import ScanRun, utcnow
-from worker.scan_runs import STALE_AFTER, claim_scan_day, heartbeat, keeping_claim
+from worker.planning.scan_runs import STALE_AFTER, claim_scan_day, heartbeat, keeping_claim
+from worker.store.db import unit_of_work
+from worker.store.models import ScanRun, utcnow
 
 DAY = date(2026, 12, 1)
 

@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from worker.db import make_engine, schema_is_current, upgrade
-from worker.models import Base
+from worker.store.db import make_engine, schema_is_current, upgrade
+from worker.store.models import Base
 
 
 def test_migrations_and_models_agree(tmp_path: Path) -> None:

@@ -12,13 +12,13 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
-from worker import registry
-from worker.db import unit_of_work, upgrade
-from worker.fingerprint import FingerprintKeyError, fingerprint_key
-from worker.models import AppMeta
-from worker.runtime import Runtime
-from worker.settings import Settings
-from worker.web.session import COOKIE
+from worker.http.web.session import COOKIE
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.registry import records as registry
+from worker.registry.fingerprint import FingerprintKeyError, fingerprint_key
+from worker.store.db import unit_of_work, upgrade
+from worker.store.models import AppMeta
 
 from .test_cli import CMD
 from .test_web import make_web, sign_in

@@ -23,15 +23,15 @@ from sqlalchemy import select
 
 from notifiers.base import Message, SendResult
 from schedules.policy import default_policy, parse_send_window
-from worker import registry
-from worker.db import make_engine, session_factory, unit_of_work, upgrade
-from worker.dispatch import Dispatcher
-from worker.events import Context
-from worker.inbound import apply_status_callback, handle_sms_reply
-from worker.models import DeliveryAttempt, Holder, HrEvent, InboundEvent, Notification, Team
-from worker.roster import RosterError, RosterRow
-from worker.roster_import import import_and_act
-from worker.scan import scan
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.inbound import apply_status_callback, handle_sms_reply
+from worker.planning.events import Context
+from worker.planning.scan import scan
+from worker.registry import records as registry
+from worker.registry.roster import RosterError, RosterRow
+from worker.registry.roster_import import import_and_act
+from worker.store.db import make_engine, session_factory, unit_of_work, upgrade
+from worker.store.models import DeliveryAttempt, Holder, HrEvent, InboundEvent, Notification, Team
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = date(2027, 3, 1)

@@ -17,14 +17,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from worker import registry
-from worker.app import create_app
-from worker.db import unit_of_work
-from worker.models import AppMeta, Holder, Notification
-from worker.roster import CHINESE_HEADERS
-from worker.roster_xlsx import parse_upload
-from worker.runtime import Runtime
-from worker.settings import Settings
+from worker.http.app import create_app
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.registry import records as registry
+from worker.registry.roster import CHINESE_HEADERS
+from worker.registry.roster_xlsx import parse_upload
+from worker.store.db import unit_of_work
+from worker.store.models import AppMeta, Holder, Notification
 
 TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -414,7 +414,7 @@ def test_failures_are_pages_never_stack_traces(web: Web, monkeypatch: pytest.Mon
     def explode(*_: object, **__: object) -> None:
         raise RuntimeError("secret detail /etc/passwd")
 
-    monkeypatch.setattr("worker.web.routes.overview", explode)
+    monkeypatch.setattr("worker.http.web.routes.overview", explode)
     response = client.get("/web/")
     assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
     assert "Traceback" not in response.text and "secret detail" not in response.text and "服务器暂时出错" in response.text

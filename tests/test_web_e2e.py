@@ -27,12 +27,12 @@ import pytest
 import uvicorn
 from sqlalchemy import select, update
 
-from worker import registry
-from worker.app import create_app
-from worker.db import unit_of_work, upgrade
-from worker.models import Holder, Notification
-from worker.runtime import Runtime
-from worker.settings import Settings
+from worker.http.app import create_app
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.registry import records as registry
+from worker.store.db import unit_of_work, upgrade
+from worker.store.models import Holder, Notification
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, FilePayload, Page, ViewportSize

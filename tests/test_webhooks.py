@@ -14,11 +14,11 @@ import uvicorn
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
-from worker.app import create_app
-from worker.db import unit_of_work
-from worker.models import DeliveryAttempt, Holder, HrEvent, Notification
-from worker.runtime import Runtime
-from worker.settings import Settings
+from worker.http.app import create_app
+from worker.ops.runtime import Runtime
+from worker.ops.settings import Settings
+from worker.store.db import unit_of_work
+from worker.store.models import DeliveryAttempt, Holder, HrEvent, Notification
 
 from .support import add_holder
 

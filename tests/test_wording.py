@@ -12,9 +12,9 @@ from schedules.digest import DigestContent, DigestLine, render_digest
 from schedules.findings_text import finding_text
 from schedules.stages import ACCUMULATION_RESET, EXPIRED_GRACE
 from schedules.vocabulary import STAGE_LABELS
-from worker import registry
-from worker.db import unit_of_work
-from worker.explain import explain, explain_text
+from worker.planning.explain import explain, explain_text
+from worker.registry import records as registry
+from worker.store.db import unit_of_work
 
 from .support import add_holder
 from .test_api import TODAY, Api, api, holder  # noqa: F401  (api: a fixture)

@@ -1,0 +1,215 @@
+"""`permit-worker`: the command line. Output on stdout, logs on stderr, errors as one line.
+
+Exit status: 0 success, 2 bad input or usage, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from datetime import UTC, date, datetime
+
+import click
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from notifiers import NotifierConfigError
+from schedules.policy import PolicyError
+from worker.cli import points as cli_points
+from worker.cli import registry as cli_registry
+from worker.cli.common import App, json_line, out, parse_day, parse_moment, pass_app
+from worker.ops.logs import configure_logging
+from worker.ops.runtime import SchemaOutOfDate
+from worker.ops.settings import Settings
+from worker.registry.fingerprint import FingerprintKeyError
+from worker.registry.records import BadInput
+from worker.registry.roster import RosterError
+from worker.store.db import unit_of_work, upgrade
+
+log = structlog.get_logger("worker.cli")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Reminders for Shanghai residence permit (上海市居住证) endorsements."""
+
+
+# -- db ---------------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Create or migrate the schema to the latest version."""
+    upgrade(app.runtime.settings.database_url)
+    out("database schema is up to date")
+
+
+@cli.group()
+def keys() -> None:
+    """The keys the embedded default keeps in its database."""
+
+
+@keys.command("export")
+@pass_app
+def keys_export(app: App) -> None:
+    """Print the keys this database keeps, as environment lines, to move them into your secret
+    store before running outside the embedded default (PostgreSQL, or https). Once the same
+    values come from the environment, the copies in the database are deleted at the next start."""
+    from worker.http.web.session import stored_secret
+    from worker.registry.fingerprint import stored_key
+
+    with unit_of_work(app.ready().factory) as session:
+        found = {"PERMIT_FINGERPRINT_KEY": stored_key(session), "PERMIT_SESSION_SECRET": stored_secret(session)}
+    for name, value in found.items():
+        if value:
+            out(f"{name}={value}")
+    if not any(found.values()):
+        out("# no keys are kept in this database: they come from the environment")
+
+
+cli_registry.register(cli)
+cli_points.register(cli, cli_registry.holders)
+
+
+# -- scan / dispatch / run --------------------------------------------------------------------
+@cli.command("scan")
+@click.option("--today", callback=parse_day, help="Scan as of this date (YYYY-MM-DD).")
+@click.option("--dry-run", is_flag=True, help="Report what would be enqueued; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per enqueued notification.")
+@click.option("--full", is_flag=True, help="Re-plan every holder (as after a policy change), not only those due.")
+@pass_app
+def scan_command(app: App, today: date | None, dry_run: bool, as_json: bool, full: bool) -> None:
+    """Evaluate the holders due (or, after a policy change or with --full, every holder) and
+    enqueue the reminders that are due."""
+    from worker.planning.points import scan_points
+    from worker.planning.scan import scan
+    from worker.planning.scan_runs import last_finished_before
+
+    runtime = app.ready()
+    now = datetime.now(UTC)
+    since = last_finished_before(runtime.factory, today or now.astimezone(runtime.settings.tz).date())
+    report = scan(runtime.factory, runtime.policy, runtime.settings.tz, today=today, now=now, dry_run=dry_run,
+                  full=full)
+    # Points (积分) touches: 60 and 30 days before the points expire, when the holder can act.
+    report.enqueued.extend(scan_points(runtime.factory, runtime.settings.tz, today=today, now=now, dry_run=dry_run,
+                                       policy=runtime.policy, since=since))
+    log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
+             enqueued=len(report.enqueued), dry_run=dry_run, seconds=round(report.seconds, 3))
+    if as_json:
+        for item in report.enqueued:
+            json_line(item.as_json())
+    else:
+        verb = "would enqueue" if dry_run else "enqueued"
+        if report.replanned is not None:
+            out(f"re-planned all {report.replanned} holders' reminder days with the current policy")
+        out(f"scanned {report.holders_seen} holders for {report.scan_date}: {verb} {len(report.enqueued)}")
+        for item in report.enqueued:
+            out(f"  {item.team}/{item.external_id}\t{item.stage} {item.touch_day:+d}\t{item.channel}\t"
+                 f"expires {item.expires_on} ({item.days_left} days left)")
+
+
+@cli.command("dispatch")
+@click.option("--once", is_flag=True, required=True, help="Send what is due now, then exit.")
+@click.option("--now", "now", callback=parse_moment, help="Act as if it were this moment (ISO 8601).")
+@pass_app
+def dispatch_command(app: App, once: bool, now: datetime | None) -> None:
+    """Send the notifications that are due."""
+    runtime = app.ready()
+    if now is not None and now.tzinfo is None:
+        now = now.replace(tzinfo=runtime.settings.tz)  # a bare time is read in PERMIT_TIMEZONE
+    dispatcher = runtime.dispatcher()
+    counts = dispatcher.run_batch(now=now, limit=10**9)
+    log.info("dispatch.finished", **dict(counts))
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing due"
+    click.echo(f"dispatch: {summary}", err=True)
+
+
+@cli.command("run")
+@click.option("--role", type=click.Choice(["all", "scheduler", "dispatcher"]), default="all", show_default=True,
+              help="scheduler: daily scan, scan watch and HR digest; dispatcher: sending only; all: both. "
+                   "Run one scheduler and any number of dispatchers.")
+@pass_app
+def run_command(app: App, role: str) -> None:
+    """Run the daemon: daily scan plus continuous dispatch, until SIGTERM/SIGINT."""
+    from worker.ops.daemon import Daemon
+
+    runtime = app.ready()
+    runtime.require_secrets()
+    code = Daemon(runtime, role=role).run()  # type: ignore[arg-type]  # click.Choice checked it
+    sys.exit(code)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@pass_app
+def serve_command(app: App, host: str, port: int) -> None:
+    """Serve the HTTP app: Twilio webhooks and /healthz."""
+    import uvicorn
+
+    from worker.http.app import create_app
+
+    runtime = app.ready()
+    runtime.require_secrets()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to whatever
+    # handler was there before it: with this one, a requested stop exits 0 like the daemon.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: log.info("serve.stopped"))
+    # log_config=None keeps uvicorn's loggers on our structlog handler (JSON on stderr, masked);
+    # the app writes its own access log (worker.http.api.limits.AccessLog: no query strings).
+    uvicorn.run(create_app(runtime), host=host, port=port, log_config=None, access_log=False)
+
+
+# -- entry point ------------------------------------------------------------------------------
+def _fail(message: str, code: int) -> int:
+    click.echo(f"permit-worker: error: {message}", err=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every failure becomes one line on stderr and an exit status."""
+    try:
+        settings = Settings()
+        configure_logging(settings.log_level, settings.log_format)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "PERMIT_" + str(first["loc"][0]).upper() if first.get("loc") else "settings"
+        return _fail(f"{field}: {first['msg']}", 2)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    try:
+        cli.main(args=argv, prog_name="permit-worker", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return _fail("aborted", 1)
+    except click.UsageError as exc:
+        hint = f" (see: permit-worker {exc.ctx.command_path.split(' ', 1)[-1]} --help)" if exc.ctx else ""
+        return _fail(exc.format_message() + hint, 2)
+    except RosterError as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        if exc.truncated:  # thousands of bad rows: the first ones in full, then one line of counts
+            click.echo(exc.summary_line(), err=True)
+        return _fail(f"{exc.total} bad row(s); nothing was imported", 2)
+    except (BadInput, PolicyError, NotifierConfigError, FingerprintKeyError) as exc:
+        return _fail(str(exc), 2)
+    except SchemaOutOfDate as exc:
+        return _fail(str(exc), 1)
+    except SQLAlchemyError as exc:
+        log.debug("database_error", exc_info=True)
+        return _fail(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}", 1)
+    except Exception as exc:  # the last line of defence: no tracebacks for users
+        # The traceback is for developers: it goes to the log only at PERMIT_LOG_LEVEL=DEBUG.
+        log.debug("unexpected_error", exc_info=True)
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""What providers tell us after the fact: delivery receipts and holders' SMS replies.
+
+Both arrive from outside, retried by the provider or replayed by anyone holding a signed copy:
+each provider message acts at most once (`seen_before`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from schedules.replies import OPT_OUT, RENEWED, classify_reply
+from worker.delivery.fallback import fall_back
+from worker.delivery.hr_events import record_hr_event
+from worker.planning.outbox import POINTS_STAGE as POINTS_RENEWAL
+from worker.planning.outbox import insert_dialect
+from worker.registry.records import start_new_cycle
+from worker.store.models import DUE_NOW, DeliveryAttempt, Holder, InboundEvent, Notification, utcnow
+from worker.store.privacy import mask_text, strip_control
+
+log = structlog.get_logger("worker.inbound")
+
+# Twilio status order: a late "sent" callback must not overwrite "delivered".
+_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
+         "delivered": 4, "undelivered": 4, "failed": 4, "read": 5}
+# Carrier verdicts that retrying cannot change (RULES.md / issue 3): unknown or unreachable
+# destination, landline or unreachable carrier, message filtered as spam.
+PERMANENT_DELIVERY_CODES = frozenset({"30005", "30006", "30007"})
+
+
+def seen_before(session: Session, provider: str, kind: str, message_id: str, status: str = "") -> bool:
+    """Record a provider message as acted on; True when it was already (a retry or a replay).
+
+    The unique key decides, so two copies arriving at once on two replicas act once."""
+    stmt = insert_dialect(session)(InboundEvent).values(
+        provider=provider, kind=kind, message_id=message_id[:100], status=status[:32], received_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["provider", "kind", "message_id", "status"]).returning(InboundEvent.id)
+    return session.execute(stmt).scalar_one_or_none() is None
+
+
+def apply_status_callback(session: Session, sid: str, status: str, error_code: str | None, now: datetime, *,
+                          provider: str = "twilio", max_attempts: int = 6,
+                          retry_after: timedelta = timedelta(minutes=10)) -> str:
+    """Record a delivery receipt; a permanent carrier failure falls back to email or HR.
+
+    Idempotent: the same (message id, status) twice changes nothing, and only a receipt for the
+    notification's latest attempt acts (an older attempt's late receipt is history). A passing
+    carrier failure is retried, and the retry counts toward `max_attempts` like any other, so
+    replaying receipts can never send more than one more message."""
+    status = status.strip().lower()
+    attempt = session.scalar(select(DeliveryAttempt).where(DeliveryAttempt.provider_message_id == sid)
+                             .order_by(DeliveryAttempt.attempt_no.desc()).limit(1))
+    note = session.get(Notification, attempt.notification_id) if attempt is not None else None
+    if attempt is None or note is None:
+        return "unknown_message"
+    if seen_before(session, provider, "receipt", sid, status):
+        return "duplicate"
+    latest = session.scalar(select(func.max(DeliveryAttempt.attempt_no))
+                            .where(DeliveryAttempt.notification_id == note.id))
+    if attempt.attempt_no != latest:
+        return "stale_attempt"  # the message was sent again since: this receipt is about the old one
+    if _RANK.get(status, -1) < _RANK.get(note.delivery_status or "", -1):
+        return "out_of_order"
+    note.delivery_status, note.delivery_error_code, note.delivery_updated_at = status, error_code, now
+    if status not in ("undelivered", "failed") or note.status != "sent":
+        return status
+    holder = session.get(Holder, note.holder_id)
+    if error_code in PERMANENT_DELIVERY_CODES or note.attempts >= max_attempts:
+        note.status = "failed"
+        note.status_reason = (f"carrier reported {status} ({error_code})" if error_code in PERMANENT_DELIVERY_CODES
+                              else f"gave up after {note.attempts} attempts: carrier reported {status} ({error_code})")
+        if holder is not None:
+            fall_back(session, note, holder, f"carrier {status} {error_code}", now)
+        return "failed"
+    # Not delivered for a reason that may pass (handset off, queue overflow): one more try later.
+    note.status, note.status_reason = "pending", f"carrier reported {status} ({error_code}); retrying"
+    note.next_attempt_at = now + retry_after
+    return "retry"
+
+
+def _one_year_later(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 1, day=28)
+
+
+def _was_reminded_this_cycle(session: Session, holder: Holder) -> bool:
+    return session.scalar(
+        select(Notification.id).where(Notification.holder_id == holder.id,
+                                      Notification.cycle_expires_on == holder.expires_on,
+                                      Notification.status == "sent").limit(1)
+    ) is not None
+
+
+def _latest_sent(session: Session, holders: list[Holder]) -> Notification | None:
+    """The newest SMS sent to any of these holders (all registered with one phone)."""
+    return session.scalar(
+        select(Notification).where(Notification.holder_id.in_([h.id for h in holders]), Notification.channel == "sms",
+                                   Notification.sent_at.is_not(None))
+        .order_by(Notification.sent_at.desc(), Notification.id.desc()).limit(1))
+
+
+def _in_current_cycle(note: Notification, holder: Holder) -> bool:
+    current = holder.points_valid_until if note.stage == POINTS_RENEWAL else holder.expires_on
+    return note.cycle_expires_on == current
+
+
+def reply_targets(session: Session, holders: list[Holder]) -> list[Holder]:
+    """Who a reply from a number is for: the team that messaged the number last, and of its
+    holders with that number those whose latest message belongs to their current cycle. One
+    phone may be registered by several employers; each only hears what was meant for it."""
+    latest = _latest_sent(session, holders)
+    if latest is None:
+        return []
+    team_id = next(h.team_id for h in holders if h.id == latest.holder_id)
+    targets = []
+    for holder in (h for h in holders if h.team_id == team_id):
+        own = _latest_sent(session, [holder])
+        if own is not None and _in_current_cycle(own, holder):
+            targets.append(holder)
+    return targets
+
+
+def handle_sms_reply(session: Session, from_number: str, body: str, now: datetime, *, provider: str = "twilio",
+                     message_id: str | None = None) -> str:
+    """Act on a holder's reply: opt out of SMS, or report a renewal; anything else goes to HR.
+
+    Acts only for the team that messaged the number (`reply_targets`); a reply nobody messaged
+    for is logged and dropped. A provider message id seen before is a no-op. The text is stored
+    only with ID-card and phone numbers masked."""
+    if message_id and seen_before(session, provider, "reply", message_id):
+        return "duplicate"
+    text = mask_text(strip_control(body)).strip()
+    holders = list(session.scalars(select(Holder).where(Holder.phone == from_number.strip())))
+    if not holders:
+        return "unknown_sender"
+    targets = reply_targets(session, holders)
+    kind = classify_reply(text)
+    if not targets:
+        log.info("inbound.reply_dropped", kind=kind or "other", holders=len(holders),
+                 reason="no message of a current cycle was sent to this number")
+        return "dropped"
+    for holder in targets:
+        if kind == OPT_OUT:
+            if holder.sms_opted_out_at is None:
+                holder.sms_opted_out_at = now
+                holder.next_due_on = DUE_NOW  # the channel changed: re-evaluate at the next scan
+                record_hr_event(session, holder.team_id, holder.id, "opted_out",
+                                f"{holder.external_id}: replied {text[:20]!r}")
+        elif kind == RENEWED and _was_reminded_this_cycle(session, holder):
+            new_expiry = _one_year_later(holder.expires_on)
+            old_expiry = holder.expires_on
+            start_new_cycle(session, holder, new_expiry, "holder replied that the permit was renewed")
+            record_hr_event(session, holder.team_id, holder.id, "renewal_reported",
+                            f"{holder.external_id}: expiry {old_expiry} -> {new_expiry} (holder's word)")
+        else:
+            record_hr_event(session, holder.team_id, holder.id, "reply", f"{holder.external_id}: {text[:120]}")
+    log.info("inbound.reply", kind=kind or "other", holders=len(targets))
+    return kind or "reply"

@@ -1,0 +1,70 @@
+"""Bearer-token authentication and a per-token request rate limit.
+
+A team's token maps to the team through its SHA-256 hash; an unknown or missing token is 401.
+Every query below is scoped to the authenticated team, so another team's holder is simply not
+found (404), exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from worker.http.api.errors import ApiError
+from worker.ops.runtime import Runtime
+from worker.registry.records import team_for_token
+from worker.store.db import unit_of_work
+
+
+@dataclass(frozen=True)
+class TeamRef:
+    id: int
+    slug: str
+
+
+class RequestRateLimiter:
+    """Token bucket per team: `per_minute` requests a minute, bursts up to `burst`."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._state: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, team_id: int, now: float | None = None) -> float:
+        """0 if the request may go ahead, else seconds until it may."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._state.get(team_id, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._state[team_id] = (tokens - 1.0, now)
+                return 0.0
+            self._state[team_id] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+def authenticated_team(runtime: Runtime, limiter: RequestRateLimiter) -> Callable[[Request], TeamRef]:
+    """A FastAPI dependency resolving the bearer token to the caller's team."""
+
+    def dependency(request: Request) -> TeamRef:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        with unit_of_work(runtime.factory) as session:
+            team = team_for_token(session, token.strip())
+            ref = TeamRef(team.id, team.slug) if team else None
+        if ref is None:
+            raise ApiError(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        wait = limiter.check(ref.id)
+        if wait > 0:
+            raise ApiError(429, "too many requests", headers={"Retry-After": str(math.ceil(wait))})
+        return ref
+
+    return dependency

@@ -1,0 +1,215 @@
+"""The pages' words, in Chinese (the default: HR in Shanghai) and English.
+
+One table, key -> (zh-CN, en), so a missing translation is visible in review as a short tuple.
+Roster validation speaks English (it is shared with the CLI and the API); `roster_error` puts
+its known reasons into Chinese and falls back to the original text for anything new.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from schedules.vocabulary import AUTO_RENEWAL_LABELS, DEADLINE_LABELS, REASON_LABELS, STAGE_LABELS
+from worker.registry.roster import CHINESE_HEADERS
+
+LANGS = ("zh-CN", "en")
+DEFAULT_LANG = "zh-CN"
+
+TEXT: dict[str, tuple[str, str]] = {
+    "product": ("居住证签注提醒", "Residence Permit Reminders"),
+    "nav.overview": ("概览", "Overview"), "nav.holders": ("员工", "Employees"),
+    "nav.upload": ("导入花名册", "Import roster"), "nav.export": ("导出", "Export"),
+    "nav.signout": ("退出", "Sign out"), "lang.switch": ("English", "中文"),
+    "login.title": ("HR 登录", "HR sign-in"),
+    "login.lead": ("请输入贵团队的访问令牌（以 pwt_ 开头，由系统管理员提供）。",
+                   "Enter your team's access token (it starts with pwt_; your administrator has it)."),
+    "login.token": ("团队令牌", "Team token"), "login.submit": ("登录", "Sign in"),
+    "login.bad": ("令牌无效，请检查后重试。", "That token is not valid. Please check it and try again."),
+    "login.signed_out": ("您已安全退出。", "You have signed out."),
+    "login.expired": ("登录已过期，请重新登录。", "Your session has ended. Please sign in again."),
+    "ov.title": ("概览", "Overview"), "ov.today": ("今天 {date}", "Today {date}"),
+    "ov.total": ("在册员工", "Employees on file"),
+    "ov.attention": ("需要处理", "Needs attention"),
+    "ov.this_week": ("本周截止 {n} 人", "{n} due this week"),
+    "ov.attention_lead": ("按紧急程度排列：期限越近越靠前。", "Most urgent first: the nearest deadline on top."),
+    "ov.none": ("目前没有需要处理的员工。", "Nobody needs attention right now."),
+    "ov.empty": ("还没有员工数据。先导入花名册吧。", "No employees yet. Start by importing your roster."),
+    "col.external_id": ("工号", "ID"), "col.name": ("姓名", "Name"), "col.stage": ("阶段", "Stage"),
+    "col.why": ("状态", "Status"), "col.deadline": ("截止日期", "Deadline"), "col.days": ("剩余", "Left"),
+    "col.expires_on": ("有效期至", "Expires"), "col.contact": ("联系方式", "Contact"),
+    "col.row": ("行", "Row"), "col.field": ("列", "Column"), "col.reason": ("问题", "Problem"),
+    "col.change": ("变更", "Changes"), "col.touch_on": ("日期", "Date"), "col.channel": ("渠道", "Channel"),
+    "col.status": ("状态", "Status"), "col.delivery": ("送达", "Delivery"),
+    "why.renew_in_person": ("需本人办理", "Renew in person"), "why.overdue": ("已逾期", "Overdue"),
+    "why.failed": ("提醒发送失败", "Delivery failed"), "why.opted_out": ("已退订短信", "Opted out of SMS"),
+    "why.lapsed": ("已失效", "Lapsed"),
+    "days.left": ("还剩 {n} 天", "{n} days left"), "days.today": ("今天截止", "due today"),
+    "days.over": ("已过 {n} 天", "{n} days past"),
+    "holders.title": ("员工", "Employees"), "holders.search": ("搜索工号、姓名、手机或邮箱", "Search ID, name, phone or email"),
+    "holders.all_stages": ("全部阶段", "All stages"), "holders.go": ("搜索", "Search"),
+    "holders.count": ("共 {n} 人", "{n} people"), "holders.none": ("没有符合条件的员工。", "No matching employees."),
+    "page.prev": ("上一页", "Previous"), "page.next": ("下一页", "Next"),
+    "h.back": ("返回员工列表", "Back to employees"), "h.status": ("当前状态", "Status"),
+    "h.auto": ("自动签注", "Auto-renewal"), "h.eligible": ("符合条件", "eligible"),
+    "h.auto_not_applicable": ("不适用：居住证已过期，须本人到社区事务受理服务中心办理",
+                              "not applicable: the permit has expired; renew in person at the service centre"),
+    "h.not_eligible": ("不符合：{reasons}（需本人办理）", "not eligible: {reasons} (renew in person)"),
+    "h.accumulated": ("累计持有年限", "Accumulated years"),
+    "h.accumulated_value": ("{years} 年（自 {since} 起）", "{years} years (since {since})"),
+    "h.unknown": ("未知", "unknown"), "h.housing": ("居住类型", "Housing"),
+    "h.rental_ends": ("租赁备案到期", "Rental registration ends"), "h.employer": ("用人单位", "Employer"),
+    "h.locale": ("提醒语言", "Reminder language"), "h.opted_out": ("已于 {date} 退订短信", "Opted out of SMS on {date}"),
+    "h.failed_hint": ("最近一条提醒未能送达。请直接联系本人，并核对手机号或补充邮箱。",
+                      "The latest reminder did not arrive. Contact them directly and check the number, or add an email."),
+    "h.history": ("提醒记录", "Messages"), "h.no_history": ("还没有发送过提醒。", "No reminders yet."),
+    "h.renewal": ("确认已签注", "Confirm renewal"),
+    "h.renewal_lead": ("员工完成签注后，填写新的有效期，本周期的提醒即停止。",
+                       "Once the permit is endorsed, enter the new expiry date: this cycle's reminders stop."),
+    "h.new_expiry": ("新的有效期至", "New expiry date"), "h.renewal_submit": ("确认签注", "Confirm renewal"),
+    "h.contact": ("联系信息", "Contact details"),
+    "h.contact_lead": ("更换手机号会被视为登记信息变更，本周期将需要本人办理。",
+                       "A new phone number counts as changed details: this cycle needs an in-person renewal."),
+    "h.phone": ("手机", "Mobile"), "h.email": ("邮箱", "Email"), "h.save": ("保存", "Save"),
+    "h.delete": ("删除员工", "Delete employee"),
+    "h.delete_lead": ("将永久删除该员工及其全部提醒记录，无法恢复。",
+                      "Permanently erases this employee and all their reminders. This cannot be undone."),
+    "h.delete_submit": ("永久删除", "Delete permanently"),
+    "flash.renewed": ("已确认签注，新的有效期至 {date}。", "Renewal confirmed: now valid until {date}."),
+    "flash.saved": ("联系信息已保存。", "Contact details saved."),
+    "flash.deleted": ("已删除员工 {id}。", "Employee {id} deleted."),
+    "flash.imported": ("导入完成：新增 {new} 人，更新 {updated} 人，未变 {unchanged} 人。",
+                       "Imported: {new} new, {updated} updated, {unchanged} unchanged."),
+    "err.renewal_not_later": ("新的有效期必须晚于当前有效期 {date}。", "The new expiry must be after the current one, {date}."),
+    "err.date": ("请填写有效日期。", "Please enter a valid date."),
+    "up.title": ("导入花名册", "Import roster"),
+    "up.lead": ("上传 Excel（.xlsx）或 CSV 文件。导入前会先显示将发生的变更，确认后才会写入。",
+                "Upload an Excel (.xlsx) or CSV file. You will see what changes before anything is saved."),
+    "up.file": ("选择文件", "Choose file"), "up.submit": ("上传并预览", "Upload and preview"),
+    "up.template": ("下载模板", "Download template"), "up.template_xlsx": ("Excel 模板", "Excel template"),
+    "up.template_csv": ("CSV 模板", "CSV template"),
+    "up.columns": ("必填列：工号、居住证有效期至，以及手机或邮箱之一。",
+                   "Required columns: 工号 (ID), 居住证有效期至 (expiry), and 手机 (mobile) or 邮箱 (email)."),
+    "up.uploading": ("正在上传…", "Uploading…"), "up.checking": ("正在校验，请稍候…", "Checking rows, please wait…"),
+    "up.too_large": ("文件太大，无法上传。", "The file is too large to upload."),
+    "up.failed": ("上传失败，请检查网络后重试。", "Upload failed. Check your connection and try again."),
+    "up.no_file": ("请先选择文件。", "Please choose a file first."),
+    "up.file_error": ("无法读取此文件", "This file could not be read"),
+    "pv.title": ("导入预览", "Import preview"), "pv.file": ("文件：{name}，共 {rows} 行数据", "File: {name}, {rows} data rows"),
+    "pv.new": ("新增", "New"), "pv.updated": ("更新", "Updated"), "pv.unchanged": ("未变", "Unchanged"),
+    "pv.rejected": ("有误", "Rejected"), "pv.renewed": ("已续签", "renewed"),
+    "pv.rejected_lead": ("以下行有误，整份文件暂不能导入。请在表格中修改后重新上传。",
+                         "These rows have problems, so the file cannot be imported yet. Fix them and upload again."),
+    "pv.ok_lead": ("核对无误后点击“确认导入”。在此之前不会写入任何数据。",
+                   "Check the changes, then confirm. Nothing is saved until you do."),
+    "pv.after_fix": ("（修正错误后才会导入）", "(imported once the errors are fixed)"),
+    "pv.consequences": ("确认后将发生", "What confirming does"),
+    "pv.enqueued": ("将立即发出 {n} 条提醒（今天到期的提醒）。", "{n} reminder(s) due today go out at once."),
+    "pv.enqueued_none": ("不会立即发出提醒。", "No reminder goes out at once."),
+    "pv.losing": ("以下 {n} 人因手机、单位或住址变更，本周期将无法自动签注，需本人办理：",
+                  "{n} holder(s) lose auto-renewal this cycle because their phone, employer or address changed, and must renew in person:"),
+    "pv.changed": ("已变更", "changed"),
+    "pv.earlier_title": ("有效期早于系统记录", "Expiry earlier than on file"),
+    "pv.earlier_lead": ("以下员工在文件中的有效期早于系统中的有效期。花名册不会自动把有效期往前改（例如旧花名册会撤销已确认的续签）。如确系更正录入错误，请勾选后重新预览。",
+                        "For these employees the file's expiry is earlier than the one on file. A roster never moves an expiry back on its own (an old roster would undo a confirmed renewal). If these rows correct a typo, tick the box and preview again."),
+    "pv.earlier_row": ("第 {row} 行 {id}：系统 {on_file} → 文件 {in_file}", "row {row} {id}: on file {on_file} → in file {in_file}"),
+    "pv.earlier_confirm": ("这些行是在更正录入错误，允许把有效期改早", "These rows correct a typo: allow the earlier expiry"),
+    "pv.earlier_submit": ("重新预览", "Preview again"),
+    "pv.earlier_allowed": ("已允许将有效期改早（更正录入错误）。", "Earlier expiry dates are allowed (correcting a typo)."),
+    "pv.counts": ("共 {total} 处问题，按原因统计：", "{total} problems in all, by reason:"),
+    "pv.confirm": ("确认导入", "Confirm import"), "pv.cancel": ("取消", "Cancel"),
+    "pv.reupload": ("重新上传", "Upload again"), "pv.more": ("另有 {n} 行未显示", "{n} more rows not shown"),
+    "pv.nothing": ("没有变化。", "Nothing changes."), "pv.gone": ("此预览已失效，请重新上传。", "This preview has expired. Please upload again."),
+    "field.address": ("地址", "address"), "field.expires_on": ("有效期", "expiry"),
+    "err.title": ("出错了", "Something went wrong"), "err.home": ("返回概览", "Back to overview"),
+    "err.404": ("页面不存在，或您无权查看。", "This page does not exist, or you may not see it."),
+    "err.403": ("页面已过期或请求来源无效，请刷新页面后重试。", "This form has expired or came from elsewhere. Reload the page and try again."),
+    "err.400": ("提交的内容无效，请检查后重试。", "The submitted data was not valid. Please check it and try again."),
+    "err.500": ("服务器暂时出错，请稍后再试。已记录此问题。", "Something went wrong on our side. Please try again later."),
+    "footer": ("数据仅限本团队查看 · 地址仅以指纹形式保存", "Visible to your team only · addresses are kept only as fingerprints"),
+}
+
+# Stage and reason labels are the domain's vocabulary, shared with the digest, the CLI and explain.
+STAGES: dict[str, tuple[str, str]] = STAGE_LABELS
+REASONS: dict[str, tuple[str, str]] = REASON_LABELS
+AUTO_RENEWAL: dict[str, tuple[str, str]] = AUTO_RENEWAL_LABELS
+WORDS: dict[str, tuple[str, str]] = {
+    "sms": ("短信", "SMS"), "email": ("邮件", "Email"), "pending": ("待发送", "pending"),
+    "sending": ("发送中", "sending"), "sent": ("已发送", "sent"), "failed": ("失败", "failed"),
+    "cancelled": ("已取消", "cancelled"), "queued": ("排队中", "queued"), "delivered": ("已送达", "delivered"),
+    "undelivered": ("未送达", "undelivered"), "own": ("自有住房", "own home"), "relative": ("亲属住房", "relative's home"),
+    "rental": ("租赁住房", "rented"), "dormitory": ("集体宿舍", "dormitory"), "zh-CN": ("中文", "Chinese"),
+    "en": ("英文", "English"),
+}
+_COLUMN_ZH = {column: title for title, column in CHINESE_HEADERS.items()}
+# Roster validation reasons (worker.registry.roster, worker.registry.roster_xlsx) -> Chinese; {0} is a captured number.
+_ROSTER_ZH: list[tuple[re.Pattern[str], str]] = [(re.compile(p), zh) for p, zh in (
+    (r"required", "必填"), (r"missing column", "缺少此列"), (r"missing column \(need phone or email\)", "缺少手机或邮箱列"),
+    (r"duplicate column", "列名重复"), (r"duplicate of row (\d+)", "工号与第 {0} 行重复"),
+    (r"longer than (\d+) characters", "超过 {0} 个字符"), (r"not a mainland China mobile number", "不是有效的中国大陆手机号"),
+    (r"not an email address", "不是有效的邮箱地址"), (r"not a date \(use YYYY-MM-DD\)", "日期格式不对（请用 YYYY-MM-DD）"),
+    (r"not a real calendar date", "日期不存在"), (r"must be one of own, relative, rental, dormitory", "只能填 自有、亲属、租赁 或 宿舍"),
+    (r"must be one of education, title, social_insurance_multiple.*", "只能填 学历、职称 或 社保倍数"),
+    (r"must be zh-CN or en", "只能填 中文 或 英文"), (r"phone or email is required", "手机和邮箱至少填一项"),
+    (r"empty file", "文件是空的"), (r"no data rows", "文件里没有数据行"), (r"not UTF-8 or GBK text", "文件编码无法识别（请用 UTF-8 或 GBK）"),
+    (r"not a readable \.xlsx workbook", "不是可读取的 .xlsx 文件"), (r"workbook is too large to read", "工作簿过大，无法读取"),
+    (r"old \.xls files are not supported.*", "不支持旧版 .xls 文件，请另存为 .xlsx 或 CSV"),
+    (r"more than (\d+) data rows", "数据超过 {0} 行"), (r"malformed csv.*", "CSV 格式有误"),
+    (r"contains a control character.*", "含有控制字符（如 NUL），请删除"),
+    (r"earlier than the expiry on file \(([0-9-]+)\);.*", "早于系统中的有效期（{0}）：如系更正录入错误，请勾选“允许改早”"),
+    (r"earlier than the expiry on file", "早于系统中的有效期"), (r"duplicate of an earlier row", "工号与前面的行重复"),
+    (r"longer than allowed", "超过长度上限"), (r"after the contract's end \(([0-9-]+)\)", "晚于劳动合同到期日（{0}）"),
+    (r"after the contract's end", "晚于劳动合同到期日"),
+)]
+
+# Why a reminder was cancelled or failed (worker.registry.records, outbox, dispatch, inbound), by prefix;
+# the rest of the text (a provider's error) is shown as it came.
+_STATUS_ZH: tuple[tuple[str, str], ...] = (
+    ("renewal confirmed", "已确认签注"), ("renewed (roster import)", "花名册显示已续签"),
+    ("expiry corrected (roster import)", "有效期已更正"), ("superseded by", "已被新的提醒取代"),
+    ("permanent:", "无法送达："), ("gave up after", "多次重试失败"), ("carrier reported", "运营商回执"),
+    ("opted out of SMS", "已退订短信"),
+)
+DEADLINES: dict[str, tuple[str, str]] = DEADLINE_LABELS
+
+
+def pick(pair: tuple[str, str], lang: str) -> str:
+    return pair[1] if lang == "en" else pair[0]
+
+
+def translate(lang: str, key: str, **values: Any) -> str:
+    pair = TEXT.get(key)
+    return pick(pair, lang).format(**values) if pair else key
+
+
+def word(lang: str, table: dict[str, tuple[str, str]], key: str | None) -> str:
+    if key is None:
+        return ""
+    pair = table.get(key)
+    return pick(pair, lang) if pair else key
+
+
+def column_label(lang: str, column: str) -> str:
+    if column == "file":
+        return "文件" if lang != "en" else "file"
+    return column if lang == "en" else _COLUMN_ZH.get(column, column)
+
+
+def status_reason(lang: str, reason: str | None) -> str:
+    if not reason or lang == "en":
+        return reason or ""
+    for prefix, zh in _STATUS_ZH:
+        if reason.startswith(prefix):
+            rest = reason[len(prefix):].strip(" :")
+            return f"{zh}（{rest}）" if rest and prefix in ("permanent:", "carrier reported") else zh
+    return reason
+
+
+def roster_error(lang: str, reason: str) -> str:
+    if lang == "en":
+        return reason
+    for pattern, zh in _ROSTER_ZH:
+        match = pattern.fullmatch(reason)
+        if match:
+            return zh.format(*match.groups())
+    return reason

@@ -1,0 +1,79 @@
+"""What every /web handler needs: the runtime, the session codec, the signed-in team."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from worker.http.web.preview import UploadStore
+from worker.http.web.render import lang_of, render
+from worker.http.web.session import (
+    SessionCodec,
+    SignInRequired,
+    WebSession,
+    check_csrf,
+    is_revoked,
+)
+from worker.ops.runtime import Runtime
+from worker.store.db import unit_of_work
+from worker.store.models import Team
+
+
+@dataclass(frozen=True)
+class TeamInfo:
+    id: int
+    slug: str
+    name: str
+
+
+class Pages:
+    def __init__(self, runtime: Runtime, store: UploadStore) -> None:
+        self.runtime = runtime
+        self.codec = SessionCodec(runtime)
+        self.store = store
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    def session(self, request: Request) -> WebSession:
+        """This request's session (a fresh anonymous one if none); WebRoute writes it back."""
+        ws = getattr(request.state, "web_session", None)
+        if ws is None:
+            ws = self.codec.load(request)
+            request.state.web_session = ws
+        return ws
+
+    def team(self, request: Request) -> tuple[WebSession, TeamInfo]:
+        """The signed-in team, checked against the database on every request: a deleted team, a
+        rotated token or a sign-out ends the session."""
+        ws = self.session(request)
+        if ws.team_id is None:
+            raise SignInRequired()
+        with unit_of_work(self.runtime.factory) as session:
+            team = session.get(Team, ws.team_id)
+            valid = (team is not None and hmac.compare_digest(self.codec.tag(team), ws.tag or "")
+                     and not is_revoked(session, ws.sid))
+            info = TeamInfo(team.id, team.slug, team.name) if team is not None and valid else None
+        if info is None:
+            request.state.web_session = WebSession(dirty=True)  # drop the stale cookie
+            raise SignInRequired()
+        return ws, info
+
+    def check_csrf(self, request: Request, ws: WebSession, csrf: str | None) -> None:
+        check_csrf(request, ws, csrf, self.runtime.settings.public_url)
+
+    def posted(self, request: Request, csrf: str | None) -> tuple[WebSession, TeamInfo]:
+        """A signed-in form post: team first (an expired session goes to sign-in), then CSRF."""
+        ws, team = self.team(request)
+        self.check_csrf(request, ws, csrf)
+        return ws, team
+
+    def page(self, request: Request, name: str, ws: WebSession, team: TeamInfo | None = None, status: int = 200,
+             **context: Any) -> HTMLResponse:
+        return render(request, lang_of(request), name, status=status, ws=ws, team=team, **context)

@@ -1,0 +1,83 @@
+"""Wiring: settings -> engine, policy, notifiers, dispatcher. One place, used by CLI and daemon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifiers import Notifier, get_notifier
+from schedules.policy import Policy, load_policy
+from worker.delivery.dispatch import Dispatcher, RetryPolicy
+from worker.delivery.ratelimit import RateLimits
+from worker.ops.settings import Settings
+from worker.registry.fingerprint import FingerprintKeyError, fingerprint_key
+from worker.store.db import make_engine, schema_is_current, session_factory, unit_of_work
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def factory(self) -> sessionmaker[Session]:
+        return session_factory(self.engine)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.settings.policy_file)
+
+    def require_schema(self) -> None:
+        if not schema_is_current(self.engine):
+            raise SchemaOutOfDate("the database schema is missing or out of date: run `permit-worker db upgrade`")
+
+    def require_secrets(self) -> None:
+        """Outside the embedded default, the keys come from the environment, never from the
+        database they protect (a read-only copy of it must not let anyone forge a session or
+        test guesses of an address); and the fingerprint key must be the registry's own.
+        FingerprintKeyError, one line naming the variable, before anything starts."""
+        missing = self.settings.missing_secrets()
+        if missing:
+            name = missing[0]
+            raise FingerprintKeyError(
+                f"{name} is not set: required outside the embedded default (a PostgreSQL database or an https "
+                f"PERMIT_PUBLIC_URL); set it from your secret store (e.g. `openssl rand -hex 32`)")
+        with unit_of_work(self.factory) as session:
+            fingerprint_key(session, self.settings.fingerprint_key, generate=self.settings.embedded)
+
+    def notifiers(self) -> dict[str, Notifier]:
+        """One notifier per channel, built now so a misconfigured backend fails at start-up."""
+        built: dict[str, Notifier] = {}
+        by_channel = {"sms": self.settings.sms_backend, "email": self.settings.email_backend}
+        for channel, name in by_channel.items():
+            shared = next((n for n in built.values() if n.name == name), None)
+            notifier = shared or get_notifier(name)
+            if channel not in notifier.channels:
+                raise ValueError(f"notifier {name!r} cannot send {channel}")
+            built[channel] = notifier
+        return built
+
+    def dispatcher(self) -> Dispatcher:
+        s = self.settings
+        return Dispatcher(
+            self.factory,
+            self.notifiers(),
+            self.policy,
+            s.tz,
+            send_window=s.send_window_override(),
+            retry=RetryPolicy(s.max_attempts, s.retry_base_seconds, s.retry_max_seconds),
+            lease=timedelta(seconds=s.claim_lease_seconds),
+            rate_limits=RateLimits(s.rate_limit_map),
+            concurrency=s.dispatch_concurrency,
+        )

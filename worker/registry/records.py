@@ -1,0 +1,144 @@
+"""Registry operations: teams, renewal confirmation, deletion (roster import: worker.registry.roster_import).
+
+Each function works inside the caller's session (unit of work); nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from schedules.accumulation import accumulation_after_renewal, held_since
+from worker.store.db import rows_changed, unit_of_work
+from worker.store.maintenance import checkpoint_after_erasure
+from worker.store.models import DUE_NOW, Holder, Notification, Team, utcnow
+from worker.store.privacy import CONTROL_REASON, control_characters
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the renewal day, as the permit office counts it
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class BadInput(ValueError):
+    """Input a user can fix: the CLI prints it as one line and exits 2."""
+
+
+class NotFound(BadInput):
+    pass
+
+
+def create_team(session: Session, slug: str, name: str, hr_email: str | None) -> Team:
+    if not SLUG.match(slug):
+        raise BadInput(f"team slug {slug!r} must be lowercase letters, digits and dashes (max 63)")
+    if not name.strip():
+        raise BadInput("team name must not be empty")
+    if control_characters(name):
+        raise BadInput(f"team name: {CONTROL_REASON}")
+    if hr_email is not None and not EMAIL.match(hr_email):
+        raise BadInput(f"--hr-email {hr_email!r} is not an email address")
+    if session.scalar(select(Team.id).where(Team.slug == slug)) is not None:
+        raise BadInput(f"team {slug!r} already exists")
+    team = Team(slug=slug, name=name.strip(), hr_email=hr_email)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def get_team(session: Session, slug: str) -> Team:
+    team = session.scalar(select(Team).where(Team.slug == slug))
+    if team is None:
+        raise NotFound(f"no team {slug!r} (create it with: permit-worker teams create {slug} --name NAME)")
+    return team
+
+
+def get_holder(session: Session, team: Team, external_id: str) -> Holder:
+    holder = session.scalar(select(Holder).where(Holder.team_id == team.id, Holder.external_id == external_id))
+    if holder is None:
+        raise NotFound(f"no holder {external_id!r} in team {team.slug!r}")
+    return holder
+
+
+def cancel_pending(session: Session, holder_id: int, reason: str, keep_cycle: date | None = None) -> int:
+    """Cancel the holder's unsent notifications (all, or all but those of `keep_cycle`)."""
+    stmt = (
+        update(Notification)
+        .where(Notification.holder_id == holder_id, Notification.status == "pending")
+        .values(status="cancelled", status_reason=reason, updated_at=utcnow())
+    )
+    if keep_cycle is not None:
+        stmt = stmt.where(Notification.cycle_expires_on != keep_cycle)
+    return rows_changed(session.execute(stmt))
+
+
+def start_new_cycle(session: Session, holder: Holder, new_expires_on: date, reason: str,
+                    renewed_on: date | None = None) -> None:
+    """A confirmed endorsement: the holder is valid again and nothing more goes out for the old cycle.
+
+    Endorsed more than 60 days late, the accumulated years restart on the renewal day (RULES.md).
+    """
+    renewed_on = renewed_on or datetime.now(SHANGHAI).date()
+    started = held_since(holder.accumulation_started_on, holder.created_at.date() if holder.created_at else None)
+    if started is not None:
+        holder.accumulation_started_on = accumulation_after_renewal(started, holder.expires_on, renewed_on)
+    holder.expires_on = new_expires_on
+    holder.changed_since_endorsement = ""  # the endorsement brought the permit's data up to date
+    holder.next_due_on = DUE_NOW
+    session.flush()
+    cancel_pending(session, holder.id, reason, keep_cycle=new_expires_on)
+
+
+def issue_token(session: Session, team: Team) -> str:
+    """A new API bearer token for the team; only its hash is kept, so show it once."""
+    token = f"pwt_{secrets.token_urlsafe(32)}"
+    team.token_hash = token_hash(token)
+    session.flush()
+    return token
+
+
+def token_hash(token: str) -> str:
+    # Tokens are 256 random bits: a plain SHA-256 is enough (no password stretching needed).
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def team_for_token(session: Session, token: str) -> Team | None:
+    return session.scalar(select(Team).where(Team.token_hash == token_hash(token)))
+
+
+def confirm_renewal(session: Session, team: Team, external_id: str, new_expires_on: date) -> Holder:
+    holder = get_holder(session, team, external_id)
+    if new_expires_on <= holder.expires_on:
+        raise BadInput(
+            f"--expires-on {new_expires_on} must be after the current expiry {holder.expires_on} "
+            "(an endorsement extends the permit)"
+        )
+    start_new_cycle(session, holder, new_expires_on, "renewal confirmed")
+    return holder
+
+
+def delete_holder(session: Session, team: Team, external_id: str) -> None:
+    """Deletion really deletes: the holder row, and with it every notification and attempt.
+    Callers go through `erase_holder`, which also clears the data from SQLite's WAL."""
+    holder = get_holder(session, team, external_id)
+    session.execute(delete(Notification).where(Notification.holder_id == holder.id))
+    session.delete(holder)
+
+
+def erase_holder(factory: sessionmaker[Session], engine: Engine, team_id: int, external_id: str) -> None:
+    """Delete a holder (NotFound if not the team's) and, once committed, checkpoint SQLite's WAL
+    so the deleted rows are gone from the disk, not only from the table."""
+    with unit_of_work(factory) as session:
+        team = session.get(Team, team_id)
+        if team is None:
+            raise NotFound("no such team")
+        delete_holder(session, team, external_id)
+    checkpoint_after_erasure(engine)
+
+
+def holders_of(session: Session, team: Team) -> list[Holder]:
+    return list(session.scalars(select(Holder).where(Holder.team_id == team.id).order_by(Holder.expires_on, Holder.id)))
