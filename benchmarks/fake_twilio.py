@@ -1,4 +1,4 @@
-"""FakeTwilio (tests/fakes/twilio_api.py) in a process of its own, so serving HTTP does not
+"""FakeTwilio (notifiers/twilio/fake.py) in a process of its own, so serving HTTP does not
 compete for the dispatcher's GIL: `python -m benchmarks.fake_twilio LATENCY_SECONDS` prints
 "BASE_URL ACCOUNT_SID AUTH_TOKEN", answers "count" on stdin with the messages accepted so far,
 and stops when stdin closes."""
@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `tests` lives at the repo root
 
-from tests.fakes.twilio_api import FakeTwilio
+from notifiers.twilio.fake import FakeTwilio
 
 
 def main() -> None:

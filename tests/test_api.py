@@ -287,7 +287,8 @@ def test_the_openapi_document_describes_the_v1_api(api: Api) -> None:
 # -- deletion --------------------------------------------------------------------------------
 
 def test_deleting_a_holder_leaves_no_personal_data_in_any_table(api: Api, db_url: str) -> None:
-    from worker.delivery.inbound import handle_sms_reply
+    from notifiers.base import Reply
+    from worker.delivery.inbound import apply_reply
     from worker.store.models import utcnow
 
     api.client.post("/v1/holders", json=holder(days=10, name="欧阳娜娜", phone="13912345678",
@@ -297,7 +298,7 @@ def test_deleting_a_holder_leaves_no_personal_data_in_any_table(api: Api, db_url
     dispatcher.window = api.runtime.policy.send_window.__class__(datetime.min.time(), datetime.min.time())
     dispatcher.run_batch()
     with unit_of_work(api.runtime.factory) as session:
-        handle_sms_reply(session, "+8613912345678", "请问怎么办理", utcnow())
+        apply_reply(session, Reply("twilio", "+8613912345678", "请问怎么办理", None), utcnow())
     assert api.client.delete("/v1/holders/E1", headers=api.a).status_code == 204
     needles = ("欧阳娜娜", "13912345678", "ouyang.nana", "秘密路")
     assert not [cell for cell in all_text_cells(api) if any(n in cell for n in needles)]

@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from notifiers.smtp_email import SmtpEmailNotifier
-from notifiers.twilio_sms import TwilioSmsNotifier
+from notifiers.smtp.fake import FakeSmtp
+from notifiers.smtp.transport import SmtpEmailNotifier
+from notifiers.twilio.fake import FakeTwilio, error, rate_limited, server_error
+from notifiers.twilio.transport import TwilioSmsNotifier
 from schedules.workdays import is_working_day
 from worker.delivery.digest import send_digests
 from worker.delivery.dispatch import Dispatcher, RetryPolicy
@@ -22,8 +24,6 @@ from worker.planning.scan import scan
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, HrEvent, Notification
 
-from .fakes.smtp_server import FakeSmtp
-from .fakes.twilio_api import FakeTwilio, error, rate_limited, server_error
 from .support import add_holder
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

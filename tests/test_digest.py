@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from notifiers.smtp_email import SmtpEmailNotifier
+from notifiers.smtp.fake import TRY_AGAIN, FakeSmtp, Received
+from notifiers.smtp.transport import SmtpEmailNotifier
 from schedules.workdays import has_official_data, is_working_day
 from worker.delivery.digest import send_digests
 from worker.delivery.dispatch import Dispatcher
@@ -24,7 +25,6 @@ from worker.registry import records as registry
 from worker.store.db import unit_of_work
 from worker.store.models import DigestRun, HrEvent, Notification
 
-from .fakes.smtp_server import TRY_AGAIN, FakeSmtp, Received
 from .support import RecordingNotifier, add_holder
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

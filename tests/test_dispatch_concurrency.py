@@ -19,7 +19,8 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import Message, SendResult
-from notifiers.twilio_sms import TwilioSmsNotifier
+from notifiers.twilio.fake import FakeTwilio
+from notifiers.twilio.transport import TwilioSmsNotifier
 from schedules.policy import Policy
 from worker.delivery.dispatch import Dispatcher, Prepared, RetryPolicy
 from worker.delivery.ratelimit import RateLimits
@@ -29,7 +30,6 @@ from worker.registry.roster import RosterRow
 from worker.store.db import make_engine, session_factory, unit_of_work
 from worker.store.models import DeliveryAttempt, Notification, Team
 
-from .fakes.twilio_api import FakeTwilio
 from .support import RecordingNotifier
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -5,7 +5,7 @@ what the ambiguous-outcome rule allows: a send in flight at a kill is reconciled
 provider's message list before any resend, so here too each message must arrive exactly once).
 
 Everything runs through the installed CLI in subprocesses, with the real Twilio SDK talking to a
-fake Twilio API over HTTP (tests/fakes/faulty_twilio.py), on SQLite and, when
+fake Twilio API over HTTP (notifiers/twilio/faulty.py), on SQLite and, when
 PERMIT_TEST_POSTGRES_URL is set, PostgreSQL.
 """
 
@@ -30,6 +30,8 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifiers.twilio.fake import rate_limited, server_error, slow
+from notifiers.twilio.faulty import FaultyTwilio
 from schedules.policy import Policy
 from worker.planning.evaluation import evaluate_holder
 from worker.planning.scan import scan
@@ -38,8 +40,6 @@ from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, Notification, ScanRun, Team, utcnow
 
 from .conftest import TEST_SECRETS
-from .fakes.faulty_twilio import FaultyTwilio
-from .fakes.twilio_api import rate_limited, server_error, slow
 from .test_cli import CMD
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -15,7 +15,7 @@ from notifiers import (
     available_notifiers,
     get_notifier,
 )
-from notifiers.console import ConsoleNotifier
+from notifiers.console.transport import ConsoleNotifier
 
 
 def test_console_is_registered_by_name() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from notifiers import Message, NotifierConfigError, SendStatus, get_notifier
-from notifiers.smtp_email import SmtpEmailNotifier, text_to_html
-from tests.fakes.smtp_server import (
+from notifiers.smtp.fake import (
     FakeSmtp,
     free_port,
     make_self_signed_cert,
     openssl_available,
 )
+from notifiers.smtp.transport import SmtpEmailNotifier, text_to_html
 
 FROM = "居住证提醒 <reminders@permit.example>"
 TO = "zhang.san@example.com"

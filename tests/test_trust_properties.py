@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from notifiers.base import Message, SendResult
+from notifiers.base import Message, Reply, SendResult
+from notifiers.twilio.receipts import receipt_from
 from schedules.policy import default_policy, parse_send_window
 from worker.delivery.dispatch import Dispatcher
-from worker.delivery.inbound import apply_status_callback, handle_sms_reply
+from worker.delivery.inbound import apply_receipt, apply_reply
 from worker.planning.events import Context
 from worker.planning.scan import scan
 from worker.registry import records as registry
@@ -146,7 +147,9 @@ def test_no_interleaving_moves_an_expiry_back_or_sends_a_touch_twice(template: P
                     sid, status, code = sids[step[1] % len(sids)], step[2], step[3]
                 with unit_of_work(factory) as session:
                     before = _snapshot(session)
-                    outcome = apply_status_callback(session, sid, status, code, now)
+                    receipt = receipt_from({"MessageSid": sid, "MessageStatus": status, "ErrorCode": code or ""})
+                    assert receipt is not None
+                    outcome = apply_receipt(session, receipt, now)
                     after = _snapshot(session)
                     key = session.scalar(select(Notification).join(DeliveryAttempt).where(
                         DeliveryAttempt.provider_message_id == sid)).key
@@ -160,7 +163,7 @@ def test_no_interleaving_moves_an_expiry_back_or_sends_a_touch_twice(template: P
                 message_id = f"IN{n}"
                 with unit_of_work(factory) as session:
                     before = _snapshot(session)
-                    handle_sms_reply(session, PHONE, word, now, message_id=message_id)
+                    apply_reply(session, Reply("twilio", PHONE, word, message_id), now)
                     after = _snapshot(session)
                 if (message_id, word) in seen_replies or any(m == message_id for m, _ in seen_replies):
                     assert before == after, step

@@ -1,6 +1,6 @@
 """The Twilio SMS notifier, driven through the real twilio SDK against a local fake of the API.
 
-The SDK is never mocked: every test sends real HTTP to tests/fakes/twilio_api.py, so the SDK's
+The SDK is never mocked: every test sends real HTTP to notifiers/twilio/fake.py, so the SDK's
 own request encoding and error parsing are part of what is tested.
 """
 
@@ -19,8 +19,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from notifiers.base import Message, NotifierConfigError, SendResult, SendStatus
 from notifiers.registry import get_notifier
-from notifiers.twilio_sms import TwilioSmsNotifier
-from tests.fakes.twilio_api import (
+from notifiers.twilio.fake import (
     FakeTwilio,
     error,
     rate_limited,
@@ -28,6 +27,7 @@ from tests.fakes.twilio_api import (
     slow,
     unused_base_url,
 )
+from notifiers.twilio.transport import TwilioSmsNotifier
 
 FROM = "+15005550006"
 TO = "+8613800138000"

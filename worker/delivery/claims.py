@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from notifiers.base import SendStatus
 from worker.store.db import rows_changed
 from worker.store.models import DeliveryAttempt, Notification, utcnow
+from worker.store.statuses import NoteStatus
 
 log = structlog.get_logger("worker.claims")
 
@@ -40,8 +41,8 @@ _TABLE = cast(Table, Notification.__table__)
 
 def claimable(now: datetime) -> ColumnElement[bool]:
     """Due and pending, or "sending" with a lease that ran out (its claimant died)."""
-    due = and_(_TABLE.c.status == "pending", _TABLE.c.next_attempt_at <= now)
-    abandoned = and_(_TABLE.c.status == "sending", _TABLE.c.claimed_until < now)
+    due = and_(_TABLE.c.status == NoteStatus.PENDING, _TABLE.c.next_attempt_at <= now)
+    abandoned = and_(_TABLE.c.status == NoteStatus.SENDING, _TABLE.c.claimed_until < now)
     return or_(due, abandoned)
 
 
@@ -60,7 +61,7 @@ class Candidate:
 
     @property
     def abandoned(self) -> bool:
-        return self.status == "sending"
+        return self.status == NoteStatus.SENDING
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def _claim_values(now: datetime, worker_id: str, lease: timedelta) -> dict[str, 
     # updated_at is wall-clock on purpose (now may be a logical `dispatch --now`): if this claim
     # is abandoned, the reclaimer reconciles from it against the provider's wall-clock stamps.
     # It is also this claim's stamp: unique to this call, so SQLite can tell which rows it won.
-    return {"status": "sending", "claimed_by": worker_id, "claimed_until": now + lease, "updated_at": utcnow()}
+    return {"status": NoteStatus.SENDING, "claimed_by": worker_id, "claimed_until": now + lease, "updated_at": utcnow()}
 
 
 def _claim_skip_locked(session: Session, now: datetime, n: int, worker_id: str,
@@ -210,7 +211,7 @@ def release_unsent(session: Session, rows: Sequence[RenderStamp], worker_id: str
     if not rows:
         return 0
     stmt = update(_TABLE).where(_TABLE.c.id == bindparam("r_id"), _TABLE.c.claimed_by == worker_id).values(
-        status="pending", claimed_by=None, claimed_until=None, rendered_on=bindparam("r_rendered_on"),
+        status=NoteStatus.PENDING, claimed_by=None, claimed_until=None, rendered_on=bindparam("r_rendered_on"),
         segments=bindparam("r_segments"))
     params = [{"r_id": r.row_id, "r_rendered_on": r.rendered_on, "r_segments": r.segments} for r in rows]
     return rows_changed(session.execute(stmt, params))

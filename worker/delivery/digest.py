@@ -44,6 +44,7 @@ from worker.delivery.hr_events import claim_hr_events, settle_hr_events
 from worker.planning.evaluation import evaluate_holder, holder_today
 from worker.store.db import unit_of_work
 from worker.store.models import DigestRun, Holder, Notification, Team, utcnow
+from worker.store.statuses import DigestStatus, NoteStatus
 
 log = structlog.get_logger("worker.digest")
 
@@ -95,7 +96,7 @@ def _digest_team(factory: sessionmaker[Session], email: Notifier, policy: Policy
             if content.is_empty:
                 log.debug("digest.skipped", team_id=team_id, day=day.isoformat(), outcome="nothing")
                 return "nothing"
-            session.add(DigestRun(team_id=team_id, digest_date=day, status="sending",
+            session.add(DigestRun(team_id=team_id, digest_date=day, status=DigestStatus.SENDING,
                                   items=content.item_count, created_at=now))
             session.flush()  # the unique (team, day) key decides here who sends
             hr_email = team.hr_email
@@ -116,9 +117,9 @@ def _digest_team(factory: sessionmaker[Session], email: Notifier, policy: Policy
     this_run = (DigestRun.team_id == team_id) & (DigestRun.digest_date == day)
     with unit_of_work(factory) as session:
         if sent:
-            session.execute(update(DigestRun).where(this_run).values(status="sent"))
+            session.execute(update(DigestRun).where(this_run).values(status=DigestStatus.SENT))
         else:
-            session.execute(delete(DigestRun).where(this_run, DigestRun.status == "sending"))
+            session.execute(delete(DigestRun).where(this_run, DigestRun.status == DigestStatus.SENDING))
         settle_hr_events(session, event_ids, now if sent else None)
     (log.info if sent else log.warning)(
         "digest", team_id=team_id, day=day.isoformat(), outcome="sent" if sent else "retry_later",
@@ -132,7 +133,8 @@ def _digest_team(factory: sessionmaker[Session], email: Notifier, policy: Policy
 
 def _previous(session: Session, team_id: int, day: date, now: datetime) -> _Previous:
     run = session.scalar(
-        select(DigestRun).where(DigestRun.team_id == team_id, DigestRun.status == "sent", DigestRun.digest_date < day)
+        select(DigestRun).where(DigestRun.team_id == team_id, DigestRun.status == DigestStatus.SENT,
+                                DigestRun.digest_date < day)
         .order_by(DigestRun.digest_date.desc()).limit(1))
     if run is None:  # first digest: compare with yesterday and the last day's failures
         return _Previous(day - timedelta(days=1), now - FIRST_DIGEST_LOOKBACK)
@@ -218,7 +220,7 @@ def _line(holder: Holder, stage: str, today: date, policy: Policy) -> DigestLine
 def _failures(session: Session, team_id: int, since: datetime) -> list[tuple[int, DigestFailure]]:
     rows = session.execute(
         select(Notification, Holder.external_id).join(Holder, Holder.id == Notification.holder_id)
-        .where(Holder.team_id == team_id, Notification.status == "failed", Notification.updated_at >= since)
+        .where(Holder.team_id == team_id, Notification.status == NoteStatus.FAILED, Notification.updated_at >= since)
         .order_by(Notification.updated_at, Notification.id)
     ).all()
     return [(note.holder_id, DigestFailure(external_id=external_id, stage=note.stage, touch_day=note.touch_day,

@@ -37,6 +37,7 @@ from worker.planning.evaluation import evaluate_holder, holder_zone, message_con
 from worker.planning.points import points_check
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, Notification, utcnow
+from worker.store.statuses import NoteStatus, Outcome
 
 __all__ = ["DEFAULT_CONCURRENCY", "Delivery", "Dispatcher", "Prepared", "RetryPolicy", "default_worker_id"]
 
@@ -163,7 +164,7 @@ class Dispatcher:
                      ambiguous: dict[int, DeliveryAttempt], now: datetime) -> Prepared | str:
         holder = holders.get(note.holder_id) if note else None
         if note is None or holder is None:
-            return "gone"  # deleted while claimed
+            return Outcome.GONE  # deleted while claimed
         earlier_attempt = ambiguous.get(note.id)
         if earlier_attempt is not None and note.attempts >= self.retry.max_attempts:
             # Only a reclaim gets here (a recorded ambiguous last attempt fails the row at once):
@@ -178,16 +179,16 @@ class Dispatcher:
         else:
             stale = self._stale_reason(note, holder, today)
         if stale:
-            release_note(note, status="cancelled", reason=stale)
+            release_note(note, status=NoteStatus.CANCELLED, reason=stale)
             if note.channel == "sms" and holder.sms_opted_out_at is not None:
                 fall_back(session, note, holder, "opted out of SMS", now)
             log.info("dispatch.cancelled", notification_id=note.id, reason=stale)
-            return "cancelled"
+            return Outcome.CANCELLED
         opening = next_window_opening(now, self.window, zone)
         if opening > now:
             # Quiet hours: wait for the window without spending an attempt.
-            release_note(note, status="pending", next_attempt_at=opening)
-            return "deferred"
+            release_note(note, status=NoteStatus.PENDING, next_attempt_at=opening)
+            return Outcome.DEFERRED
         message, segments = self._message(note, holder, today, valid_until=window_closes(now, self.window, zone),
                                           findings=findings)
         earlier = None

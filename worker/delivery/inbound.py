@@ -6,30 +6,26 @@ each provider message acts at most once (`seen_before`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import structlog
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from notifiers.base import Receipt, Reply
 from schedules.replies import OPT_OUT, RENEWED, classify_reply
 from worker.delivery.fallback import fall_back
 from worker.delivery.hr_events import record_hr_event
 from worker.planning.outbox import POINTS_STAGE as POINTS_RENEWAL
 from worker.planning.outbox import insert_dialect
 from worker.registry.records import start_new_cycle
+from worker.store.db import unit_of_work
 from worker.store.models import DUE_NOW, DeliveryAttempt, Holder, InboundEvent, Notification, utcnow
 from worker.store.privacy import mask_text, strip_control
+from worker.store.statuses import NoteStatus
 
 log = structlog.get_logger("worker.inbound")
-
-# Twilio status order: a late "sent" callback must not overwrite "delivered".
-_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
-         "delivered": 4, "undelivered": 4, "failed": 4, "read": 5}
-# Carrier verdicts that retrying cannot change (RULES.md / issue 3): unknown or unreachable
-# destination, landline or unreachable carrier, message filtered as spam.
-PERMANENT_DELIVERY_CODES = frozenset({"30005", "30006", "30007"})
-
 
 def seen_before(session: Session, provider: str, kind: str, message_id: str, status: str = "") -> bool:
     """Record a provider message as acted on; True when it was already (a retry or a replay).
@@ -41,42 +37,41 @@ def seen_before(session: Session, provider: str, kind: str, message_id: str, sta
     return session.execute(stmt).scalar_one_or_none() is None
 
 
-def apply_status_callback(session: Session, sid: str, status: str, error_code: str | None, now: datetime, *,
-                          provider: str = "twilio", max_attempts: int = 6,
-                          retry_after: timedelta = timedelta(minutes=10)) -> str:
+def apply_receipt(session: Session, receipt: Receipt, now: datetime, *, max_attempts: int = 6,
+                  retry_after: timedelta = timedelta(minutes=10)) -> str:
     """Record a delivery receipt; a permanent carrier failure falls back to email or HR.
 
     Idempotent: the same (message id, status) twice changes nothing, and only a receipt for the
     notification's latest attempt acts (an older attempt's late receipt is history). A passing
     carrier failure is retried, and the retry counts toward `max_attempts` like any other, so
     replaying receipts can never send more than one more message."""
-    status = status.strip().lower()
+    sid, status, error_code = receipt.message_id, receipt.status, receipt.error_code
     attempt = session.scalar(select(DeliveryAttempt).where(DeliveryAttempt.provider_message_id == sid)
                              .order_by(DeliveryAttempt.attempt_no.desc()).limit(1))
     note = session.get(Notification, attempt.notification_id) if attempt is not None else None
     if attempt is None or note is None:
         return "unknown_message"
-    if seen_before(session, provider, "receipt", sid, status):
+    if seen_before(session, receipt.provider, "receipt", sid, status):
         return "duplicate"
     latest = session.scalar(select(func.max(DeliveryAttempt.attempt_no))
                             .where(DeliveryAttempt.notification_id == note.id))
     if attempt.attempt_no != latest:
         return "stale_attempt"  # the message was sent again since: this receipt is about the old one
-    if _RANK.get(status, -1) < _RANK.get(note.delivery_status or "", -1):
+    if receipt.rank(status) < receipt.rank(note.delivery_status):
         return "out_of_order"
     note.delivery_status, note.delivery_error_code, note.delivery_updated_at = status, error_code, now
-    if status not in ("undelivered", "failed") or note.status != "sent":
+    if not receipt.undelivered or note.status != NoteStatus.SENT:
         return status
     holder = session.get(Holder, note.holder_id)
-    if error_code in PERMANENT_DELIVERY_CODES or note.attempts >= max_attempts:
-        note.status = "failed"
-        note.status_reason = (f"carrier reported {status} ({error_code})" if error_code in PERMANENT_DELIVERY_CODES
+    if receipt.permanent or note.attempts >= max_attempts:
+        note.status = NoteStatus.FAILED
+        note.status_reason = (f"carrier reported {status} ({error_code})" if receipt.permanent
                               else f"gave up after {note.attempts} attempts: carrier reported {status} ({error_code})")
         if holder is not None:
             fall_back(session, note, holder, f"carrier {status} {error_code}", now)
         return "failed"
     # Not delivered for a reason that may pass (handset off, queue overflow): one more try later.
-    note.status, note.status_reason = "pending", f"carrier reported {status} ({error_code}); retrying"
+    note.status, note.status_reason = NoteStatus.PENDING, f"carrier reported {status} ({error_code}); retrying"
     note.next_attempt_at = now + retry_after
     return "retry"
 
@@ -92,7 +87,7 @@ def _was_reminded_this_cycle(session: Session, holder: Holder) -> bool:
     return session.scalar(
         select(Notification.id).where(Notification.holder_id == holder.id,
                                       Notification.cycle_expires_on == holder.expires_on,
-                                      Notification.status == "sent").limit(1)
+                                      Notification.status == NoteStatus.SENT).limit(1)
     ) is not None
 
 
@@ -125,17 +120,16 @@ def reply_targets(session: Session, holders: list[Holder]) -> list[Holder]:
     return targets
 
 
-def handle_sms_reply(session: Session, from_number: str, body: str, now: datetime, *, provider: str = "twilio",
-                     message_id: str | None = None) -> str:
+def apply_reply(session: Session, reply: Reply, now: datetime) -> str:
     """Act on a holder's reply: opt out of SMS, or report a renewal; anything else goes to HR.
 
     Acts only for the team that messaged the number (`reply_targets`); a reply nobody messaged
     for is logged and dropped. A provider message id seen before is a no-op. The text is stored
     only with ID-card and phone numbers masked."""
-    if message_id and seen_before(session, provider, "reply", message_id):
+    if reply.message_id and seen_before(session, reply.provider, "reply", reply.message_id):
         return "duplicate"
-    text = mask_text(strip_control(body)).strip()
-    holders = list(session.scalars(select(Holder).where(Holder.phone == from_number.strip())))
+    text = mask_text(strip_control(reply.body)).strip()
+    holders = list(session.scalars(select(Holder).where(Holder.phone == reply.from_number.strip())))
     if not holders:
         return "unknown_sender"
     targets = reply_targets(session, holders)
@@ -161,3 +155,22 @@ def handle_sms_reply(session: Session, from_number: str, body: str, now: datetim
             record_hr_event(session, holder.team_id, holder.id, "reply", f"{holder.external_id}: {text[:120]}")
     log.info("inbound.reply", kind=kind or "other", holders=len(targets))
     return kind or "reply"
+
+
+class Inbox:
+    """Where providers' webhooks hand receipts and replies (notifiers.base.InboundSink): each is
+    applied in its own transaction."""
+
+    def __init__(self, factory: sessionmaker[Session], max_attempts: int,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.factory = factory
+        self.max_attempts = max_attempts
+        self.clock = clock
+
+    def receipt(self, receipt: Receipt) -> str:
+        with unit_of_work(self.factory) as session:
+            return apply_receipt(session, receipt, self.clock(), max_attempts=self.max_attempts)
+
+    def reply(self, reply: Reply) -> str:
+        with unit_of_work(self.factory) as session:
+            return apply_reply(session, reply, self.clock())

@@ -27,6 +27,7 @@ from worker.delivery.deliveries import Delivery, RetryPolicy
 from worker.delivery.fallback import fall_back
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, Notification, utcnow
+from worker.store.statuses import NoteStatus, Outcome
 
 log = structlog.get_logger("worker.dispatch")
 
@@ -96,7 +97,7 @@ class Recorder:
             update(_NOTES).where(_NOTES.c.id.in_(by_id), _NOTES.c.claimed_by == self.worker_id)
             # A resend (after a carrier's passing failure) starts with no receipt: the old
             # message's delivery status is not this one's.
-            .values(status="sent", claimed_by=None, claimed_until=None, sent_at=finished, updated_at=finished,
+            .values(status=NoteStatus.SENT, claimed_by=None, claimed_until=None, sent_at=finished, updated_at=finished,
                     attempts=_NOTES.c.attempts + 1, delivery_status=None, delivery_error_code=None,
                     delivery_updated_at=None)
             .returning(_NOTES.c.id, _NOTES.c.holder_id, _NOTES.c.stage, _NOTES.c.touch_day, _NOTES.c.channel,
@@ -110,12 +111,12 @@ class Recorder:
                 "started_at": by_id[row.id].started, "finished_at": finished, "outcome": SendStatus.SENT.value,
                 "error": by_id[row.id].error, "provider_message_id": by_id[row.id].result.provider_message_id,
             } for row in rows])
-        outcomes = {row_id: "claim_lost" for row_id in by_id}
+        outcomes: dict[int, str] = {row_id: Outcome.CLAIM_LOST for row_id in by_id}
         for row in rows:
             d = by_id[row.id]
-            self._log_delivery(d, row.id, row.holder_id, row.stage, row.touch_day, row.channel, "sent",
+            self._log_delivery(d, row.id, row.holder_id, row.stage, row.touch_day, row.channel, Outcome.SENT,
                                row.attempts, row.segments)
-            outcomes[row.id] = "error" if d.unexpected else "sent"
+            outcomes[row.id] = Outcome.ERROR if d.unexpected else Outcome.SENT
         for row_id in outcomes.keys() - {row.id for row in rows}:
             log.warning("dispatch.claim_lost", notification_id=row_id)
         return outcomes
@@ -123,7 +124,7 @@ class Recorder:
     def _record(self, session: Session, note: Notification | None, delivery: Delivery) -> str:
         if note is None:
             log.warning("dispatch.claim_lost", notification_id=delivery.row_id)
-            return "claim_lost"
+            return Outcome.CLAIM_LOST
         result = delivery.result
         note.attempts += 1
         session.add(DeliveryAttempt(
@@ -134,7 +135,7 @@ class Recorder:
         outcome = self._next_state(session, note, delivery.now, result, delivery.error)
         self._log_delivery(delivery, note.id, note.holder_id, note.stage, note.touch_day, note.channel, outcome,
                            note.attempts, note.segments)
-        return "error" if delivery.unexpected else outcome
+        return Outcome.ERROR if delivery.unexpected else outcome
 
     @staticmethod
     def _log_delivery(delivery: Delivery, row_id: int, holder_id: int, stage: str, touch_day: int, channel: str,
@@ -151,7 +152,7 @@ class Recorder:
             # Leave it claimed: once the lease runs out, a reclaim reconciles (finding a sent
             # message instead of sending it twice), and each reclaim spends an attempt, so a row
             # that keeps failing here ends in "failed" instead of looping.
-            return "error"
+            return Outcome.ERROR
         [outcome] = self.finish([Delivery(delivery.row_id, delivery.now, SendResult.transient(
             f"unexpected error: {type(exc).__name__}: {exc}"), "-", delivery.started, unexpected=True)])
         return outcome
@@ -161,20 +162,20 @@ class Recorder:
         # SENT never gets here: _finish_sent records it set-based. `error` is result.error, masked.
         holder = session.get(Holder, note.holder_id)
         if result.status is SendStatus.PERMANENT:
-            release_note(note, status="failed", reason=_clip(f"permanent: {error}"))
+            release_note(note, status=NoteStatus.FAILED, reason=_clip(f"permanent: {error}"))
             if holder is not None:
                 fall_back(session, note, holder, f"permanent failure: {result.error_code or error}", now)
-            return "failed"
+            return Outcome.FAILED
         if note.attempts >= self.retry.max_attempts:
             return self.give_up(session, note, holder, error, now)
         delay = self.retry.delay(note.attempts, result.retry_after_seconds, self.rng)
-        release_note(note, status="pending", reason=_clip(f"retrying ({result.status.value}): {error}"),
+        release_note(note, status=NoteStatus.PENDING, reason=_clip(f"retrying ({result.status.value}): {error}"),
                       next_attempt_at=now + timedelta(seconds=delay))
-        return "retry"
+        return Outcome.RETRY
 
     def give_up(self, session: Session, note: Notification, holder: Holder | None, error: str | None,
                  now: datetime) -> str:
-        release_note(note, status="failed", reason=_clip(f"gave up after {note.attempts} attempts: {error}"))
+        release_note(note, status=NoteStatus.FAILED, reason=_clip(f"gave up after {note.attempts} attempts: {error}"))
         if holder is not None:
             fall_back(session, note, holder, f"gave up after {note.attempts} attempts", now)
-        return "failed"
+        return Outcome.FAILED

@@ -14,13 +14,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from notifiers.registry import webhook_routers
+from worker.delivery.inbound import Inbox
 from worker.http.api.auth import RequestRateLimiter, authenticated_team
 from worker.http.api.errors import install_error_handlers
 from worker.http.api.holders import holders_router
 from worker.http.api.limits import AccessLog, BodySizeLimit, RejectControlCharacters
 from worker.http.web import install_web
 from worker.http.web.preview import PURGE_EVERY_SECONDS, UploadStore
-from worker.http.webhooks import webhook_router
 from worker.ops.heartbeat import age_seconds, freshest_dispatcher_heartbeat
 from worker.ops.metrics import alive_workers, metrics_registry, scan_status
 from worker.ops.runtime import Runtime
@@ -62,7 +63,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     limiter = RequestRateLimiter(s.api_rate_per_minute, s.api_burst)
     app.include_router(holders_router(runtime, authenticated_team(runtime, limiter)))
-    app.include_router(webhook_router(runtime))
+    inbox = Inbox(runtime.factory, s.max_attempts)
+    for router in webhook_routers(inbox, s.environ, s.public_url):  # each provider's receipts and replies
+        app.include_router(router)
     app.add_middleware(BodySizeLimit, body_bytes=s.api_max_body_bytes, upload_bytes=s.api_max_upload_bytes,
                        upload_paths=("/v1/holders/import",))
     app.add_middleware(RejectControlCharacters, skip_prefixes=("/web",))  # /web answers with its own page

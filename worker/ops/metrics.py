@@ -47,11 +47,12 @@ from worker.store.models import (
     WorkerHeartbeat,
     utcnow,
 )
+from worker.store.statuses import NoteStatus, ScanRunStatus
 
 log = structlog.get_logger("worker.metrics")
 
 # Listed even at zero, so an alert on e.g. failed never sees an absent series.
-STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
+STATUSES = tuple(NoteStatus)
 OUTCOMES = ("sent", "transient", "permanent", "ambiguous", "error")
 # worker.delivery.claims records a reclaimed (abandoned) claim as an attempt spanning the whole lease: a
 # dead worker's lease, not a provider's latency, so the histogram leaves those out.
@@ -97,7 +98,7 @@ class Snapshot:
 def scan_status(session: Session, today: date) -> ScanStatus:
     """The newest finished daily scan, and whether it is today's (scan_runs: one row a day)."""
     row = session.execute(
-        select(ScanRun.scan_date, ScanRun.finished_at).where(ScanRun.status == "finished")
+        select(ScanRun.scan_date, ScanRun.finished_at).where(ScanRun.status == ScanRunStatus.FINISHED)
         .order_by(ScanRun.scan_date.desc()).limit(1)
     ).first()
     if row is None:
@@ -128,7 +129,7 @@ def read_snapshot(session: Session, now: datetime, zone: ZoneInfo) -> Snapshot:
                      else_=Notification.created_at)
     due, oldest_due = session.execute(
         select(func.count(), func.min(due_since))
-        .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+        .where(Notification.status == NoteStatus.PENDING, Notification.next_attempt_at <= now)
     ).one()
     attempts: dict[str, int] = {}
     retries = 0
@@ -158,7 +159,7 @@ def read_snapshot(session: Session, now: datetime, zone: ZoneInfo) -> Snapshot:
         scan_runs=int(scans[0]),
         scan_enqueued=int(scans[1]),
         notifications={status: int(by_status.get(status, 0)) for status in sorted({*STATUSES, *by_status})},
-        pending=int(by_status.get("pending", 0)),
+        pending=int(by_status.get(NoteStatus.PENDING, 0)),
         due=int(due),
         # Since the oldest due row became due: what a backlog or a stuck dispatcher makes grow.
         # Rows deferred to the send window or a retry are not due, so they do not count.
@@ -208,9 +209,9 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
         by_status.add_metric([status], count)
     yield by_status
     yield CounterMetricFamily("permit_notifications_sent", "Notifications delivered to a provider (status sent).",
-                              value=s.notifications.get("sent", 0))
+                              value=s.notifications.get(NoteStatus.SENT, 0))
     yield CounterMetricFamily("permit_notifications_failed", "Notifications given up on (status failed).",
-                              value=s.notifications.get("failed", 0))
+                              value=s.notifications.get(NoteStatus.FAILED, 0))
     yield GaugeMetricFamily("permit_outbox_pending", "Pending notifications, due now or later (window, retry).",
                             value=s.pending)
     yield GaugeMetricFamily("permit_outbox_due", "Pending notifications due now: the dispatchers' backlog.",

@@ -62,7 +62,7 @@ class Runtime:
         by_channel = {"sms": self.settings.sms_backend, "email": self.settings.email_backend}
         for channel, name in by_channel.items():
             shared = next((n for n in built.values() if n.name == name), None)
-            notifier = shared or get_notifier(name)
+            notifier = shared or get_notifier(name, self.settings.environ)
             if channel not in notifier.channels:
                 raise ValueError(f"notifier {name!r} cannot send {channel}")
             built[channel] = notifier

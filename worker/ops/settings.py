@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schedules.policy import PolicyError, SendWindow, parse_clock, parse_send_window
@@ -65,6 +69,16 @@ class Settings(BaseSettings):
     api_max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
     log_format: str = "auto"  # auto (JSON unless stderr is a terminal), json, console
+    # The environment these settings were read from, for the providers' own variables
+    # (TWILIO_*, PERMIT_SMTP_*): nothing else in the code reads os.environ.
+    _environ: Mapping[str, str] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._environ = MappingProxyType(dict(os.environ))
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self._environ
 
     @field_validator("timezone")
     @classmethod

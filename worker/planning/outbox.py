@@ -22,6 +22,7 @@ from schedules.stages import HolderFacts, Touch, evaluate, next_touch_on
 from worker.planning.evaluation import evaluate_holder, facts_of, holder_zone
 from worker.store.bulk import any_of, insert_many, table_of
 from worker.store.models import Holder, Notification, Team, utcnow
+from worker.store.statuses import NoteStatus
 
 POINTS_STAGE = "points_renewal"  # schedules.points.POINTS_RENEWAL
 
@@ -84,7 +85,8 @@ def outbox_row(holder_id: int, cycle: date, stage: str, touch_day: int, touch_on
         assert zone is not None, "a day needs the holder's zone"
         due_from = datetime.combine(due_from, time.min, zone)
     return {"holder_id": holder_id, "cycle_expires_on": cycle, "stage": stage, "touch_day": touch_day,
-            "touch_on": touch_on, "channel": channel, "status": "pending", "attempts": 0, "next_attempt_at": due_from}
+            "touch_on": touch_on, "channel": channel, "status": NoteStatus.PENDING, "attempts": 0,
+            "next_attempt_at": due_from}
 
 
 def insert_touch(session: Session, values: dict[str, Any]) -> bool:
@@ -106,12 +108,12 @@ def supersede_older(session: Session, holder_id: int, keep: tuple[date, str, int
         update(Notification)
         .where(
             Notification.holder_id == holder_id,
-            Notification.status == "pending",
+            Notification.status == NoteStatus.PENDING,
             same_kind,
             ~((Notification.cycle_expires_on == cycle) & (Notification.stage == stage)
               & (Notification.touch_day == day)),
         )
-        .values(status="cancelled", status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow())
+        .values(status=NoteStatus.CANCELLED, status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow())
     )
 
 
@@ -240,7 +242,7 @@ def enqueue_many(session: Session, candidates: list[Candidate], dry_run: bool = 
                        Notification.touch_day, Notification.status, Notification.id)
                 .where(any_of(session, Notification.holder_id, holder_ids[i:i + _IN_CHUNK]))):
             taken.add((holder_id, cycle, stage, day))
-            if status == "pending":
+            if status == NoteStatus.PENDING:
                 pending[(holder_id, stage == POINTS_STAGE)].append(row_id)
     fresh = [(v, e) for (v, e), k in zip(candidates, keys, strict=True) if k not in taken]
     if dry_run or not fresh:
@@ -260,7 +262,8 @@ def enqueue_many(session: Session, candidates: list[Candidate], dry_run: bool = 
     for (stage, day), stale in by_touch.items():
         for i in range(0, len(stale), _IN_CHUNK):
             session.execute(update(Notification).where(
-                Notification.status == "pending", any_of(session, Notification.id, stale[i:i + _IN_CHUNK]))
-                .values(status="cancelled", status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow())
+                Notification.status == NoteStatus.PENDING, any_of(session, Notification.id, stale[i:i + _IN_CHUNK]))
+                .values(status=NoteStatus.CANCELLED, status_reason=f"superseded by {stage} {day:+d}",
+                        updated_at=utcnow())
                 .execution_options(synchronize_session=False))
     return [e for _, e in mine]

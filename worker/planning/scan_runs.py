@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.store.db import rows_changed, unit_of_work
 from worker.store.models import ScanRun, utcnow
+from worker.store.statuses import ScanRunStatus
 
 STALE_AFTER = timedelta(minutes=5)
 # Well inside STALE_AFTER: a few missed beats (a slow database) still do not look like a death.
@@ -35,7 +36,7 @@ def claim_scan_day(factory: sessionmaker[Session], day: date, worker_id: str, no
     now = now or utcnow()
     try:
         with unit_of_work(factory) as session:
-            session.add(ScanRun(scan_date=day, status="running", claimed_by=worker_id, heartbeat_at=now,
+            session.add(ScanRun(scan_date=day, status=ScanRunStatus.RUNNING, claimed_by=worker_id, heartbeat_at=now,
                                 started_at=now, holders_seen=0, enqueued=0, runs=0))
         return True
     except IntegrityError:
@@ -43,7 +44,7 @@ def claim_scan_day(factory: sessionmaker[Session], day: date, worker_id: str, no
     with unit_of_work(factory) as session:
         taken = rows_changed(session.execute(
             update(ScanRun)
-            .where(ScanRun.scan_date == day, ScanRun.status == "running",
+            .where(ScanRun.scan_date == day, ScanRun.status == ScanRunStatus.RUNNING,
                    or_(ScanRun.heartbeat_at.is_(None), ScanRun.heartbeat_at < now - STALE_AFTER))
             .values(claimed_by=worker_id, heartbeat_at=now)
         ))
@@ -94,10 +95,10 @@ def record_scan_run(factory: sessionmaker[Session], day: date, holders_seen: int
             with unit_of_work(factory) as session:
                 run = session.get(ScanRun, day)
                 if run is None:
-                    session.add(ScanRun(scan_date=day, status="finished", started_at=now, finished_at=utcnow(),
-                                        holders_seen=holders_seen, enqueued=enqueued, runs=1))
+                    session.add(ScanRun(scan_date=day, status=ScanRunStatus.FINISHED, started_at=now,
+                                        finished_at=utcnow(), holders_seen=holders_seen, enqueued=enqueued, runs=1))
                 else:
-                    run.status, run.finished_at, run.heartbeat_at = "finished", utcnow(), utcnow()
+                    run.status, run.finished_at, run.heartbeat_at = ScanRunStatus.FINISHED, utcnow(), utcnow()
                     run.holders_seen = holders_seen
                     run.enqueued += enqueued
                     run.runs += 1
@@ -109,11 +110,11 @@ def record_scan_run(factory: sessionmaker[Session], day: date, holders_seen: int
 def scan_ran_on(factory: sessionmaker[Session], day: date) -> bool:
     with unit_of_work(factory) as session:
         run = session.get(ScanRun, day)
-        return run is not None and run.status == "finished"
+        return run is not None and run.status == ScanRunStatus.FINISHED
 
 
 def last_finished_before(factory: sessionmaker[Session], day: date) -> date | None:
     """The latest day before `day` whose scan finished: what a scan "since the last one" covers."""
     with unit_of_work(factory) as session:
         return session.scalar(select(func.max(ScanRun.scan_date)).where(ScanRun.scan_date < day,
-                                                                         ScanRun.status == "finished"))
+                                                                         ScanRun.status == ScanRunStatus.FINISHED))

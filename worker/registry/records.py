@@ -19,6 +19,7 @@ from worker.store.db import rows_changed, unit_of_work
 from worker.store.maintenance import checkpoint_after_erasure
 from worker.store.models import DUE_NOW, Holder, Notification, Team, utcnow
 from worker.store.privacy import CONTROL_REASON, control_characters
+from worker.store.statuses import NoteStatus
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the renewal day, as the permit office counts it
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -68,8 +69,8 @@ def cancel_pending(session: Session, holder_id: int, reason: str, keep_cycle: da
     """Cancel the holder's unsent notifications (all, or all but those of `keep_cycle`)."""
     stmt = (
         update(Notification)
-        .where(Notification.holder_id == holder_id, Notification.status == "pending")
-        .values(status="cancelled", status_reason=reason, updated_at=utcnow())
+        .where(Notification.holder_id == holder_id, Notification.status == NoteStatus.PENDING)
+        .values(status=NoteStatus.CANCELLED, status_reason=reason, updated_at=utcnow())
     )
     if keep_cycle is not None:
         stmt = stmt.where(Notification.cycle_expires_on != keep_cycle)

@@ -21,6 +21,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from worker.store.statuses import DigestStatus, NoteStatus, ScanRunStatus
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -147,7 +149,7 @@ class Notification(Base):
     touch_on: Mapped[date] = mapped_column(Date)
     channel: Mapped[str] = mapped_column(String(8))
     # pending -> sending -> sent | failed; pending -> cancelled (renewal, stage left, superseded)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=NoteStatus.PENDING.value)
     status_reason: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -253,7 +255,7 @@ class DigestRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     digest_date: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16), default="sending")  # sending | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default=DigestStatus.SENDING.value)  # DigestStatus
     items: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -266,7 +268,7 @@ class ScanRun(Base):
     __tablename__ = "scan_runs"
 
     scan_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), default="finished", server_default="finished")
+    status: Mapped[str] = mapped_column(String(16), default=ScanRunStatus.FINISHED.value, server_default="finished")
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -25,6 +25,7 @@ from schedules.stages import (
 from worker.ops.runtime import Runtime
 from worker.planning.evaluation import evaluate_holder, holder_today
 from worker.store.models import Holder, Notification
+from worker.store.statuses import NoteStatus
 
 # An opt-out stays on the attention list this long (HR should notice it and maybe collect an
 # email); a holder who opted out and has no email stays on it for good: nothing reaches them.
@@ -79,11 +80,11 @@ def _failed_holders(session: Session, team_id: int) -> set[int]:
         select(Notification.holder_id, Notification.status, Notification.delivery_status)
         .join(Holder, Holder.id == Notification.holder_id)
         .where(Holder.team_id == team_id, Notification.cycle_expires_on == Holder.expires_on,
-               Notification.status.in_(("sent", "failed")))
+               Notification.status.in_((NoteStatus.SENT, NoteStatus.FAILED)))
         .order_by(Notification.holder_id, Notification.created_at, Notification.id))
     latest: dict[int, bool] = {}
     for holder_id, status, delivery in rows:  # later rows overwrite: the last one counts
-        latest[holder_id] = status == "failed" or delivery in _FAILED_DELIVERY
+        latest[holder_id] = status == NoteStatus.FAILED or delivery in _FAILED_DELIVERY
     return {holder_id for holder_id, failed in latest.items() if failed}
 
 

@@ -193,7 +193,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         owner = self.owner
         split = urlsplit(self.path)
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode() if method == "POST" else split.query
+        raw = (self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode() if method == "POST"
+               else split.query)
         params = {key: values[0] for key, values in parse_qs(raw, keep_blank_values=True).items()}
         with owner._lock:
             owner._requests.append(RecordedRequest(method, split.path, params, dict(self.headers), time.monotonic()))

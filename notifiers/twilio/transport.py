@@ -44,6 +44,7 @@ from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from notifiers.base import Message, NotifierConfigError, SendResult
+from notifiers.twilio.webhooks import webhook_router
 
 # Twilio's own limit for ValidityPeriod (seconds).
 TWILIO_MAX_VALIDITY_SECONDS = 36000
@@ -57,7 +58,7 @@ _SDK_PREFIX = re.compile(r"^Unable to [a-z ]+ record: ")
 
 # The SDK logs every request URL (it contains the Account SID) and query parameters (phone
 # numbers) at INFO. Give it its own logger, quiet by default, that operators can turn up.
-_SDK_LOGGER = logging.getLogger("notifiers.twilio_sms.sdk")
+_SDK_LOGGER = logging.getLogger("notifiers.twilio.transport.sdk")
 _SDK_LOGGER.setLevel(logging.WARNING)
 
 
@@ -162,6 +163,8 @@ def _is_http_url(value: str) -> bool:
 class TwilioSmsNotifier:
     name = "twilio"
     channels = frozenset({"sms"})
+    # Its status callbacks and inbound replies (notifiers/twilio/webhooks.py), for the HTTP app.
+    webhook_router = staticmethod(webhook_router)
 
     def __init__(
         self,

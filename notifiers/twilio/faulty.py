@@ -20,7 +20,7 @@ from http.server import ThreadingHTTPServer
 from itertools import cycle
 from typing import Self
 
-from .twilio_api import FakeTwilio, Outcome, _Handler
+from notifiers.twilio.fake import FakeTwilio, Outcome, _Handler
 
 
 class _Server(ThreadingHTTPServer):
