@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+# Subprocesses (the installed CLI, daemons): seconds each; `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 ENTRY = Path(sys.executable).with_name("permit-worker")
 CMD = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "worker.cli"]
 
@@ -183,6 +186,7 @@ def test_confirm_renewal_stops_reminders_for_the_old_cycle(run: Run, ready: Path
         (("nonsense",), "No such command"),
     ],
 )
+
 def test_bad_input_is_one_clear_line_and_status_2(run: Run, ready: Path, args: tuple[str, ...], needle: str) -> None:
     proc = run(*args, check=2)
     assert needle in proc.stderr

@@ -29,6 +29,10 @@ from worker.store.models import Notification
 from .support import RecordingNotifier, add_holder
 from .test_cli import CMD
 
+# Subprocesses (the installed CLI, daemons): seconds each; `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 

@@ -42,6 +42,10 @@ from worker.store.models import DeliveryAttempt, Holder, Notification, ScanRun, 
 from .conftest import TEST_SECRETS
 from .test_cli import CMD
 
+# Subprocesses (the installed CLI, daemons): seconds each; `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 

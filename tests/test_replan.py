@@ -97,6 +97,7 @@ def test_a_scan_pinned_to_a_past_day_updates_the_schedule_and_a_future_one_keeps
         assert session.scalar(select(Holder.next_due_on).where(Holder.external_id == "E2")) == DUE_NOW
 
 
+@pytest.mark.slow
 def test_scan_full_replans_on_demand(tmp_path: Path, db_url: str) -> None:
     import os
     env = {**os.environ, "PERMIT_DATABASE_URL": db_url}

@@ -214,6 +214,7 @@ ENTRY = Path(sys.executable).with_name("permit-worker")
 CMD = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "worker.cli"]
 
 
+@pytest.mark.slow
 def test_the_cli_imports_a_file_of_several_chunks_all_or_nothing(tmp_path: Path, db_url: str) -> None:
     env = {**os.environ, "PERMIT_DATABASE_URL": db_url, "PERMIT_LOG_FORMAT": "json"}
 

@@ -38,6 +38,7 @@ def _production(db_url: str, tmp_path: Path) -> dict[str, str]:
     return {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["serve", "--port", "1"], ["run"]])
 @pytest.mark.parametrize("missing", ["PERMIT_SESSION_SECRET", "PERMIT_FINGERPRINT_KEY"])
 def test_production_refuses_to_start_without_a_secret(db_url: str, tmp_path: Path, command: list[str],
@@ -51,6 +52,7 @@ def test_production_refuses_to_start_without_a_secret(db_url: str, tmp_path: Pat
     assert line.startswith(f"permit-worker: error: {missing} is not set: required outside the embedded default")
 
 
+@pytest.mark.slow
 def test_the_embedded_default_keeps_generated_keys_in_its_database(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PERMIT_FINGERPRINT_KEY")
@@ -82,6 +84,7 @@ def test_a_registry_refuses_a_fingerprint_key_other_than_its_own(factory) -> Non
         assert fingerprint_key(session, "the-first-key") == first
 
 
+@pytest.mark.slow
 def test_a_generated_key_moves_into_the_environment_unchanged(run_cli, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     run_cli(url, "db", "upgrade")

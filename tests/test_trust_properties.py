@@ -26,11 +26,11 @@ from notifiers.twilio.receipts import receipt_from
 from schedules.policy import default_policy, parse_send_window
 from worker.delivery.dispatch import Dispatcher
 from worker.delivery.inbound import apply_receipt, apply_reply
-from worker.planning.events import Context
 from worker.planning.scan import scan
 from worker.registry import records as registry
+from worker.registry import service
 from worker.registry.roster import RosterError, RosterRow
-from worker.registry.roster_import import import_and_act
+from worker.registry.service import UnitOfWork
 from worker.store.db import make_engine, session_factory, unit_of_work, upgrade
 from worker.store.models import DeliveryAttempt, Holder, HrEvent, InboundEvent, Notification, Team
 
@@ -113,9 +113,9 @@ def test_no_interleaving_moves_an_expiry_back_or_sends_a_touch_twice(template: P
                 row = RosterRow(row=2, external_id=external_id, expires_on=BASE_EXPIRY + timedelta(days=offset),
                                 phone=PHONE, present=frozenset({"external_id", "expires_on", "phone"}))
                 try:
-                    with unit_of_work(factory) as session:
-                        import_and_act(session, session.get(Team, teams[slug]), [row], KEY,
-                                       Context(policy, SHANGHAI, now))
+                    with UnitOfWork(factory, policy, SHANGHAI, now) as uow:
+                        service.import_rows(uow, service.team_of(uow, teams[slug]), [row], KEY)
+                        uow.commit()
                 except RosterError as exc:
                     assert all(e.summary == "earlier than the expiry on file" for e in exc.errors)
             elif kind == "confirm":

@@ -10,10 +10,10 @@ import click
 
 from worker.cli.common import App, out, parse_day, pass_app
 from worker.planning.evaluation import holder_today
-from worker.planning.events import Context, HolderUpdated, handle
 from worker.planning.explain import explain, explain_text
 from worker.registry import records as registry
-from worker.registry.insurance import import_months, parse_months
+from worker.registry import service
+from worker.registry.insurance import parse_months
 from worker.registry.records import BadInput
 from worker.store.db import unit_of_work
 
@@ -51,13 +51,12 @@ def social_insurance_import(app: App, file: Path, team_slug: str) -> None:
         raise BadInput(f"cannot read {file}: {exc.strerror}") from exc
     rows = parse_months(data)  # RosterError: every bad row, nothing written
     runtime = app.ready()
-    with unit_of_work(runtime.factory) as session:
-        holder_ids = import_months(session, registry.get_team(session, team_slug), rows)
+    with runtime.unit() as uow:
         # New months can make a points touch due now: planned at once, as for any other change.
-        enqueued = handle(session, [HolderUpdated(i) for i in sorted(holder_ids)],
-                          Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
+        service.record_insurance(uow, service.team_of(uow, team_slug), rows)
+        uow.commit()
     out(f"imported {len(rows)} social-insurance month(s) into {team_slug}; "
-        f"{len(enqueued)} points reminder(s) due now enqueued")
+        f"{uow.enqueued_count} points reminder(s) due now enqueued")
 
 
 def register(cli: click.Group, holders: click.Group) -> None:

@@ -6,26 +6,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
-from sqlalchemy.orm import Session
 
 from worker.cli.common import App, json_line, out, parse_day, pass_app
-from worker.ops.runtime import Runtime
-from worker.planning.events import Context, Event, RenewalConfirmed, handle
-from worker.planning.outbox import EnqueuedTouch
 from worker.registry import records as registry
+from worker.registry import service
 from worker.registry.records import BadInput
 from worker.registry.roster import iter_roster_csv, parse_roster, spool_roster
-from worker.registry.roster_import import import_and_act
 from worker.store.db import unit_of_work
-
-
-def act_context(runtime: Runtime) -> Context:
-    """Registration is event-driven: what is due today is enqueued now, not at tomorrow's scan."""
-    return Context(runtime.policy, runtime.settings.tz, datetime.now(UTC))
-
-
-def act_on(session: Session, runtime: Runtime, events: list[Event]) -> list[EnqueuedTouch]:
-    return handle(session, events, act_context(runtime))
 
 
 def register(cli: click.Group) -> None:
@@ -101,12 +88,11 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_ea
     # then write them in chunks, all in one transaction, so a file is still all-or-nothing.
     with stream, spool_roster(iter_roster_csv(stream)) as rows:
         runtime = app.ready()
-        with unit_of_work(runtime.factory) as session:
-            team = registry.get_team(session, team_slug)
-            report = import_and_act(session, team, rows, runtime.settings.fingerprint_key, act_context(runtime),
-                                    allow_earlier_expiry=allow_earlier_expiry)
-            if dry_run:
-                session.rollback()
+        with runtime.unit() as uow:
+            report = service.import_rows(uow, service.team_of(uow, team_slug), rows, runtime.settings.fingerprint_key,
+                                         allow_earlier_expiry=allow_earlier_expiry)
+            if not dry_run:
+                uow.commit()
     if dry_run:
         for change in report.changes:
             out(f"  row {change.row} {change.external_id}: " + "; ".join(str(c) for c in change.changes)
@@ -158,10 +144,9 @@ def holders_list(app: App, team_slug: str, today: date | None, as_json: bool) ->
 @pass_app
 def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_on: date) -> None:
     """Record an endorsement: a new cycle starts and the old one's reminders stop."""
-    with unit_of_work(app.ready().factory) as session:
-        team = registry.get_team(session, team_slug)
-        holder = registry.confirm_renewal(session, team, external_id, expires_on)
-        act_on(session, app.runtime, [RenewalConfirmed(holder.id)])
+    with app.ready().unit() as uow:
+        service.confirm_renewal(uow, service.team_of(uow, team_slug), external_id, expires_on)
+        uow.commit()
     out(f"renewal recorded: {external_id} now expires on {expires_on.isoformat()}")
 
 
@@ -174,7 +159,7 @@ def holders_delete(app: App, external_id: str, team_slug: str) -> None:
     runtime = app.ready()
     with unit_of_work(runtime.factory) as session:
         team_id = registry.get_team(session, team_slug).id
-    registry.erase_holder(runtime.factory, runtime.engine, team_id, external_id)
+    service.erase_holder(runtime.factory, runtime.engine, team_id, external_id)
     out(f"deleted {external_id}")
 
 
@@ -193,12 +178,13 @@ def demo_seed(app: App, team_slug: str) -> None:
     runtime = app.ready()
     today = datetime.now(runtime.settings.tz).date()
     rows = parse_roster(sample_roster_csv(today).encode("utf-8"))
-    with unit_of_work(runtime.factory) as session:
+    with runtime.unit() as uow:
         try:
-            team = registry.get_team(session, team_slug)
+            team = service.team_of(uow, team_slug)
         except registry.NotFound:
-            team = registry.create_team(session, team_slug, "示例科技有限公司 (demo)", None)
-        report = import_and_act(session, team, rows, runtime.settings.fingerprint_key, act_context(runtime),
-                                allow_earlier_expiry=True)  # the sample moves with today's date
+            team = registry.create_team(uow.session, team_slug, "示例科技有限公司 (demo)", None)
+        report = service.import_rows(uow, team, rows, runtime.settings.fingerprint_key,
+                                     allow_earlier_expiry=True)  # the sample moves with today's date
+        uow.commit()
     out(f"seeded team {team_slug}: {report.created} new, {report.updated + report.unchanged} existing; "
         f"{report.enqueued} reminder(s) due today enqueued")

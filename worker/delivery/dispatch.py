@@ -29,11 +29,11 @@ from schedules.policy import Policy, SendWindow
 from schedules.window import next_window_opening, window_closes
 from worker.delivery.claims import RenderStamp, claim_rows, release_unsent, stamp_rendered
 from worker.delivery.deliveries import Delivery, Prepared, RetryPolicy
-from worker.delivery.fallback import fall_back, sms_usable
+from worker.delivery.fallback import fall_back
 from worker.delivery.ratelimit import RateLimits
 from worker.delivery.recording import Recorder, last_ambiguous_attempts, release_note
 from worker.delivery.sender_pool import run_batch
-from worker.planning.evaluation import evaluate_holder, holder_zone, message_context
+from worker.planning.evaluation import evaluate_holder, holder_zone, message_context, reachable_by_sms
 from worker.planning.points import points_check
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, Notification, utcnow
@@ -212,7 +212,9 @@ class Dispatcher:
     def _contact_gone(note: Notification, holder: Holder) -> str | None:
         if note.channel == "sms" and holder.phone and holder.sms_opted_out_at is not None:
             return "holder opted out of SMS"
-        if (note.channel == "sms" and not sms_usable(holder)) or (note.channel == "email" and not holder.email):
+        reachable = (reachable_by_sms(holder.phone, holder.sms_opted_out_at) if note.channel == "sms"
+                     else bool(holder.email))
+        if not reachable:
             return f"no {note.channel} contact on file any more"
         return None
 

@@ -18,10 +18,6 @@ from worker.store.models import Holder, Notification
 log = structlog.get_logger("worker.delivery")
 
 
-def sms_usable(holder: Holder) -> bool:
-    return bool(holder.phone) and holder.sms_opted_out_at is None
-
-
 def fall_back(session: Session, note: Notification, holder: Holder, reason: str, now: datetime) -> str:
     """Send the same touch by email when SMS cannot reach the holder; else tell HR.
 

@@ -15,6 +15,7 @@ from worker.delivery.dispatch import Dispatcher, RetryPolicy
 from worker.delivery.ratelimit import RateLimits
 from worker.ops.settings import Settings
 from worker.registry.fingerprint import FingerprintKeyError, fingerprint_key
+from worker.registry.service import UnitOfWork
 from worker.store.db import make_engine, schema_is_current, session_factory, unit_of_work
 
 
@@ -55,6 +56,10 @@ class Runtime:
                 f"PERMIT_PUBLIC_URL); set it from your secret store (e.g. `openssl rand -hex 32`)")
         with unit_of_work(self.factory) as session:
             fingerprint_key(session, self.settings.fingerprint_key, generate=self.settings.embedded)
+
+    def unit(self) -> UnitOfWork:
+        """A unit of work for one use case (worker/registry/service.py), on this registry and policy."""
+        return UnitOfWork(self.factory, self.policy, self.settings.tz)
 
     def notifiers(self) -> dict[str, Notifier]:
         """One notifier per channel, built now so a misconfigured backend fails at start-up."""

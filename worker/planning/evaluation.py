@@ -21,15 +21,29 @@ def holder_today(holder: Holder, now: datetime, default: ZoneInfo) -> date:
     return now.astimezone(holder_zone(holder, default)).date()
 
 
-def facts_of(holder: Holder) -> HolderFacts:
+def reachable_by_sms(phone: str | None, sms_opted_out_at: datetime | None) -> bool:
+    """The channel rule's one input about SMS: a number on file and no opt-out (opted out, the
+    holder is reached by email only). Planning, points, dispatch and fallback all ask this."""
+    return bool(phone) and sms_opted_out_at is None
+
+
+def facts_from(expires_on: date, housing_type: str | None, rental_registration_ends_on: date | None,
+               changed_since_endorsement: str, phone: str | None, email: str | None,
+               sms_opted_out_at: datetime | None) -> HolderFacts:
+    """The stage engine's facts from a holder's columns (an ORM row or a plain SELECT's tuple)."""
     return HolderFacts(
-        expires_on=holder.expires_on,
-        housing_type=holder.housing_type,
-        rental_registration_ends_on=holder.rental_registration_ends_on,
-        changed_since_endorsement=holder.changed_fields,
-        has_phone=bool(holder.phone) and holder.sms_opted_out_at is None,  # opted out: email only
-        has_email=bool(holder.email),
+        expires_on=expires_on,
+        housing_type=housing_type,
+        rental_registration_ends_on=rental_registration_ends_on,
+        changed_since_endorsement=frozenset(f for f in (changed_since_endorsement or "").split(",") if f),
+        has_phone=reachable_by_sms(phone, sms_opted_out_at),
+        has_email=bool(email),
     )
+
+
+def facts_of(holder: Holder) -> HolderFacts:
+    return facts_from(holder.expires_on, holder.housing_type, holder.rental_registration_ends_on,
+                      holder.changed_since_endorsement, holder.phone, holder.email, holder.sms_opted_out_at)
 
 
 def evaluate_holder(holder: Holder, today: date, policy: Policy) -> Evaluation:

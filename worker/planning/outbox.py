@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from schedules.policy import Policy
 from schedules.stages import HolderFacts, Touch, evaluate, next_touch_on
-from worker.planning.evaluation import evaluate_holder, facts_of, holder_zone
+from worker.planning.evaluation import evaluate_holder, facts_from, facts_of, holder_zone, reachable_by_sms
 from worker.store.bulk import any_of, insert_many, table_of
 from worker.store.models import Holder, Notification, Team, utcnow
 from worker.store.statuses import NoteStatus
@@ -76,20 +76,34 @@ class EnqueuedTouch:
         }
 
 
+class OutboxRow(TypedDict):
+    """The values of one new notifications row, exactly as inserted."""
+
+    holder_id: int
+    cycle_expires_on: date
+    stage: str
+    touch_day: int
+    touch_on: date
+    channel: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+
+
 def outbox_row(holder_id: int, cycle: date, stage: str, touch_day: int, touch_on: date, channel: str,
-               due_from: date | datetime, zone: ZoneInfo | None = None) -> dict[str, Any]:
+               due_from: date | datetime, zone: ZoneInfo | None = None) -> OutboxRow:
     """The values of one new outbox row: every path that enqueues (scan, events, points, fallback)
     builds it here. `due_from` is a moment, or a day whose start in `zone` (the holder's) it is
     due from: a scan run ahead of time (--today) enqueues nothing that goes out before that day."""
     if not isinstance(due_from, datetime):
         assert zone is not None, "a day needs the holder's zone"
         due_from = datetime.combine(due_from, time.min, zone)
-    return {"holder_id": holder_id, "cycle_expires_on": cycle, "stage": stage, "touch_day": touch_day,
-            "touch_on": touch_on, "channel": channel, "status": NoteStatus.PENDING, "attempts": 0,
-            "next_attempt_at": due_from}
+    return OutboxRow(holder_id=holder_id, cycle_expires_on=cycle, stage=stage, touch_day=touch_day,
+                     touch_on=touch_on, channel=channel, status=NoteStatus.PENDING, attempts=0,
+                     next_attempt_at=due_from)
 
 
-def insert_touch(session: Session, values: dict[str, Any]) -> bool:
+def insert_touch(session: Session, values: OutboxRow) -> bool:
     """Insert one outbox row unless its key exists; True if this call inserted it."""
     stmt = insert_dialect(session)(Notification).values(**values).on_conflict_do_nothing(
         index_elements=["holder_id", "cycle_expires_on", "stage", "touch_day", "channel"]
@@ -156,7 +170,7 @@ def next_due_on(holder: Holder, day: date, policy: Policy) -> date:
 
 
 # -- set-based: many holders at once ------------------------------------------------------------
-Candidate = tuple[dict[str, Any], EnqueuedTouch]  # outbox row values, and what to report if inserted
+Candidate = tuple[OutboxRow, EnqueuedTouch]  # outbox row values, and what to report if inserted
 
 
 class TouchPlanner:
@@ -185,14 +199,12 @@ class TouchPlanner:
         that day: a candidate, or "no_contact", or None)."""
         (hid, ext, expires, housing, rental, changed, phone, email, opted_out, tz, slug) = row
         _, day, day_starts = self._days.get(tz) or self._day_of(tz)
-        has_phone, has_email = bool(phone) and opted_out is None, bool(email)
-        key = (expires, housing, rental, changed, has_phone, has_email, day)
+        # Memoised on the raw columns, reduced to what the facts keep of the contacts.
+        key = (expires, housing, rental, changed, reachable_by_sms(phone, opted_out), bool(email), day)
         known = self._memo.get(key)
         if known is None:
             known = self._memo[key] = self._evaluate(
-                HolderFacts(expires_on=expires, housing_type=housing, rental_registration_ends_on=rental,
-                            changed_since_endorsement=frozenset(f for f in changed.split(",") if f),
-                            has_phone=has_phone, has_email=has_email), day)
+                facts_from(expires, housing, rental, changed, phone, email, opted_out), day)
         touch, channel, days_left, following = known
         if touch is None:
             return following, None

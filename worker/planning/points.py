@@ -35,7 +35,8 @@ from schedules.points import (
     points_touch_due,
 )
 from schedules.policy import Policy
-from schedules.stages import HolderFacts, channel_for
+from schedules.stages import channel_for
+from worker.planning.evaluation import facts_from
 from worker.planning.outbox import Candidate, EnqueuedTouch, enqueue_many, outbox_row
 from worker.store.bulk import any_of
 from worker.store.db import unit_of_work
@@ -98,8 +99,7 @@ def plan_points(session: Session, rows: Sequence[Any], policy: Policy, default_z
                                  points_policy)
         if touch is None or not touch.holder_findings:
             continue
-        channel = channel_for(HolderFacts(expires_on=expires, has_phone=bool(phone) and opted_out is None,
-                                          has_email=bool(email)), policy)
+        channel = channel_for(facts_from(expires, None, None, "", phone, email, opted_out), policy)
         if channel is None:
             continue
         values = outbox_row(hid, touch.points_valid_until, POINTS_RENEWAL, touch.day, touch.on, channel, day, zone)

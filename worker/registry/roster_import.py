@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from worker.planning.events import Context, Event, HolderRegistered, HolderUpdated, RenewalConfirmed, handle
+from worker.planning.events import Event, HolderRegistered, HolderUpdated, RenewalConfirmed
 from worker.registry.fingerprint import fingerprint, fingerprint_key
 from worker.registry.records import cancel_pending, start_new_cycle
 from worker.registry.roster import RosterRow, RowError, RowErrors
@@ -112,23 +112,6 @@ class ImportReport:
         self.renewed += len(part.renewed)
         self.losing_auto_renewal += sum(1 for c in part.changes if c.loses_auto_renewal)
         self.changes.extend(part.changes[:max(0, KEEP_CHANGES - len(self.changes))])
-
-
-def import_and_act(session: Session, team: Team, rows: Iterable[RosterRow], key_setting: str | None, ctx: Context,
-                   *, allow_earlier_expiry: bool = False, chunk_size: int = IMPORT_CHUNK) -> ImportReport:
-    """Import rows and act on what changed (reminders due now are enqueued at once), chunk by
-    chunk: the path of every entry point (CLI, API, web). RosterError if any row is refused."""
-    enqueued = 0
-
-    def act(part: ImportSummary) -> None:
-        nonlocal enqueued
-        enqueued += len(handle(session, part.events, ctx))
-        ctx.enqueued.clear()  # counted; a million-row import must not keep every touch
-
-    report = import_roster_chunked(session, team, rows, key_setting, act, chunk_size,
-                                   allow_earlier_expiry=allow_earlier_expiry)
-    report.enqueued = enqueued
-    return report
 
 
 def import_roster(session: Session, team: Team, rows: Iterable[RosterRow], key_setting: str | None, *,

@@ -12,7 +12,7 @@ cost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, any_, bindparam, update
@@ -39,7 +39,7 @@ def any_of(session: Session, column: InstrumentedAttribute[Any], values: Sequenc
     return column.in_(values)
 
 
-def insert_many(session: Session, table: Table, values: list[dict[str, Any]], conflict: Sequence[str],
+def insert_many(session: Session, table: Table, values: Sequence[Mapping[str, Any]], conflict: Sequence[str],
                 returning: Sequence[str], *, stamped: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """INSERT the rows (all with the same keys) ... ON CONFLICT (conflict) DO NOTHING RETURNING
     the `returning` columns of the rows inserted (in no particular order). Columns in `stamped`
@@ -58,7 +58,7 @@ def insert_many(session: Session, table: Table, values: list[dict[str, Any]], co
     return [tuple(r) for r in session.execute(many.returning(*(table.c[name] for name in returning)), rows)]
 
 
-def _insert_unnest(session: Session, table: Table, values: list[dict[str, Any]], conflict: Sequence[str],
+def _insert_unnest(session: Session, table: Table, values: Sequence[Mapping[str, Any]], conflict: Sequence[str],
                    returning: Sequence[str], stamped: Sequence[str]) -> list[tuple[Any, ...]]:
     """PostgreSQL: one `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING`.
     Values still go through each column type's bind processing (UTCDateTime: aware -> naive UTC)."""

@@ -37,11 +37,10 @@ from worker.http.api.schemas import (
 )
 from worker.ops.runtime import Runtime
 from worker.planning.evaluation import holder_today
-from worker.planning.events import Context, Event, RenewalConfirmed, handle
 from worker.planning.explain import explain
 from worker.planning.outbox import EnqueuedTouch
 from worker.registry import records as registry
-from worker.registry.roster_import import import_roster
+from worker.registry import service
 from worker.registry.roster_xlsx import parse_upload
 from worker.store.db import unit_of_work
 from worker.store.models import Holder, HrEvent, Team
@@ -61,9 +60,6 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
     # annotations against module globals, where a local alias would not be found.
     current_team = Depends(team_dependency)
 
-    def act(session: Session, events: list[Event]) -> list[EnqueuedTouch]:
-        return handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
-
     def load(session: Session, ref: TeamRef) -> Team:
         team = session.get(Team, ref.id)
         if team is None:  # deleted since the token was checked
@@ -77,16 +73,17 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
 
     @router.post("/holders", status_code=201, response_model=HolderWritten, summary="Register a holder")
     def create_holder(body: HolderCreate, ref: TeamRef = current_team) -> HolderWritten:
-        with unit_of_work(runtime.factory) as session:
-            team = load(session, ref)
-            exists = session.scalar(select(Holder.id).where(Holder.team_id == team.id,
-                                                            Holder.external_id == body.external_id))
+        with runtime.unit() as uow:
+            team = load(uow.session, ref)
+            exists = uow.session.scalar(select(Holder.id).where(Holder.team_id == team.id,
+                                                                Holder.external_id == body.external_id))
             if exists is not None:
                 raise ApiError(409, f"holder {body.external_id!r} already exists", field="external_id")
             row = roster_row(body.external_id, body.model_dump(exclude_unset=True, exclude={"external_id"}), None)
-            summary = import_roster(session, team, [row], runtime.settings.fingerprint_key)
-            enqueued = act(session, summary.events)
-            return written(registry.get_holder(session, team, body.external_id), enqueued)
+            holder = service.save_holder(uow, team, row, runtime.settings.fingerprint_key)
+            answer = written(holder, uow.enqueued)
+            uow.commit()
+            return answer
 
     @router.get("/holders/{external_id}", response_model=HolderOut, summary="Read a holder")
     def read_holder(external_id: str, ref: TeamRef = current_team) -> HolderOut:
@@ -96,17 +93,19 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
     @router.patch("/holders/{external_id}", response_model=HolderWritten, summary="Update a holder")
     def update_holder(external_id: str, body: HolderUpdate, ref: TeamRef = current_team,
                       allow_earlier_expiry: _AllowEarlier = False) -> HolderWritten:
-        with unit_of_work(runtime.factory) as session:
-            team = load(session, ref)
-            holder = registry.get_holder(session, team, external_id)
+        with runtime.unit() as uow:
+            team = load(uow.session, ref)
+            holder = registry.get_holder(uow.session, team, external_id)
             row = roster_row(external_id, body.model_dump(exclude_unset=True), holder)
-            summary = import_roster(session, team, [row], runtime.settings.fingerprint_key,
-                                    allow_earlier_expiry=allow_earlier_expiry)
-            return written(holder, act(session, summary.events))
+            holder = service.save_holder(uow, team, row, runtime.settings.fingerprint_key,
+                                         allow_earlier_expiry=allow_earlier_expiry)
+            answer = written(holder, uow.enqueued)
+            uow.commit()
+            return answer
 
     @router.delete("/holders/{external_id}", status_code=204, response_class=Response, summary="Erase a holder")
     def delete_holder(external_id: str, ref: TeamRef = current_team) -> Response:
-        registry.erase_holder(runtime.factory, runtime.engine, ref.id, external_id)
+        service.erase_holder(runtime.factory, runtime.engine, ref.id, external_id)
         return Response(status_code=204)
 
     @router.get("/holders", response_model=HolderPage, summary="List holders")
@@ -133,15 +132,15 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
                        ref: TeamRef = current_team, dry_run: bool = False,
                        allow_earlier_expiry: _AllowEarlier = False) -> ImportResult:
         rows = parse_upload(file.filename, file.content_type, file.file.read())  # RosterError -> 422
-        with unit_of_work(runtime.factory) as session:
-            summary = import_roster(session, load(session, ref), rows, runtime.settings.fingerprint_key,
-                                    allow_earlier_expiry=allow_earlier_expiry)
-            enqueued = act(session, summary.events)
-            if dry_run:
-                session.rollback()
+        with runtime.unit() as uow:
+            summary = service.preview_rows(uow, load(uow.session, ref), rows, runtime.settings.fingerprint_key,
+                                           allow_earlier_expiry=allow_earlier_expiry)
+            enqueued = uow.enqueued_count
+            if not dry_run:
+                uow.commit()
         return ImportResult(
             dry_run=dry_run, rows=len(rows), created=summary.created, updated=summary.updated,
-            unchanged=summary.unchanged, renewed=summary.renewed, enqueued=len(enqueued),
+            unchanged=summary.unchanged, renewed=summary.renewed, enqueued=enqueued,
             changes=[RowChangeOut(row=c.row, external_id=c.external_id, renewed=c.renewed,
                                   loses_auto_renewal=list(c.loses_auto_renewal),
                                   changes=[FieldChangeOut(field=f.field, old=f.old, new=f.new) for f in c.changes])
@@ -150,9 +149,12 @@ def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) ->
 
     @router.post("/holders/{external_id}/renewal", response_model=HolderWritten, summary="Confirm a renewal")
     def confirm_renewal(external_id: str, body: RenewalIn, ref: TeamRef = current_team) -> HolderWritten:
-        with unit_of_work(runtime.factory) as session:
-            holder = registry.confirm_renewal(session, load(session, ref), external_id, body.expires_on)
-            return written(holder, act(session, [RenewalConfirmed(holder.id)]))
+        with runtime.unit() as uow:
+            holder = service.confirm_renewal(uow, load(uow.session, ref), external_id, body.expires_on)
+            uow.handle_events()
+            answer = written(holder, uow.enqueued)
+            uow.commit()
+            return answer
 
     @router.get("/holders/{external_id}/notifications", response_model=list[NotificationOut],
                 summary="A holder's notifications and their delivery status")

@@ -1,9 +1,9 @@
 """Roster upload in two steps: preview what would change, then write it when HR confirms.
 
-The preview runs the real import (`registry.import_roster`) in a transaction that is rolled
+The preview runs the real import (`service.preview_rows`) in a unit of work that is rolled
 back, so "new / updated / unchanged" is exactly what confirming will do. The uploaded bytes
 wait in a private temp directory under a random id, bound to the team and the browser session
-that uploaded them; confirming re-parses them and runs the same import + `events.handle` path
+that uploaded them; confirming re-parses them and runs the same use case (`service.import_rows`)
 as the API. Nothing touches the registry before that.
 """
 
@@ -17,21 +17,18 @@ import secrets
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from worker.ops.runtime import Runtime
-from worker.planning.events import Context, handle
-from worker.registry import records as registry
+from worker.registry import service
 from worker.registry.roster import RosterError, RosterRow, decode_roster, parse_roster_rows
-from worker.registry.roster_import import EARLIER_EXPIRY, ImportReport, import_and_act, import_roster
+from worker.registry.roster_import import EARLIER_EXPIRY, ImportReport
 from worker.registry.roster_xlsx import XLSX_CONTENT_TYPE, cell_text, parse_upload
-from worker.store.models import Holder, Team
+from worker.store.models import Holder
 
 MAX_AGE_SECONDS = 3600  # an unconfirmed upload is forgotten after an hour
 PURGE_EVERY_SECONDS = 300  # how often the HTTP app removes forgotten uploads (worker.http.app)
@@ -124,26 +121,22 @@ def _dry_run(runtime: Runtime, team_id: int, rows: list[RosterRow], preview: Pre
     no contact left) are listed as rejected, and the rest previewed without them."""
     by_id = {r.external_id: r for r in rows}
     by_row = {r.row: r for r in rows}
-    session = runtime.factory()
-    try:
-        team = session.get(Team, team_id)
-        if team is None:
-            raise registry.NotFound("team gone")
-        names = {h.external_id: h.name for h in session.scalars(
+    with runtime.unit() as uow:  # never committed: leaving the block rolls everything back
+        team = service.team_of(uow, team_id)
+        names = {h.external_id: h.name for h in uow.session.scalars(
             select(Holder).where(Holder.team_id == team_id, Holder.external_id.in_(list(by_id))))}
         try:
-            summary = import_roster(session, team, rows, runtime.settings.fingerprint_key,
-                                    allow_earlier_expiry=preview.allow_earlier_expiry)
+            summary = service.preview_rows(uow, team, rows, runtime.settings.fingerprint_key,
+                                           allow_earlier_expiry=preview.allow_earlier_expiry)
         except RosterError as exc:
             _reject(preview, exc, by_row)
-            session.rollback()
+            uow.session.rollback()
             refused = {e.row for e in exc.errors}
             remaining = [r for r in rows if r.row not in refused]
             if remaining and not exc.truncated:
                 _dry_run(runtime, team_id, remaining, preview)
             return
-        ctx = Context(runtime.policy, runtime.settings.tz, datetime.now(UTC))
-        preview.enqueued = len(handle(session, summary.events, ctx))
+        preview.enqueued = uow.enqueued_count
         for external_id in summary.created:
             preview.new.append(RowChange(by_id[external_id].row, external_id, by_id[external_id].name))
         for change in summary.changes:
@@ -153,9 +146,6 @@ def _dry_run(runtime: Runtime, team_id: int, rows: list[RosterRow], preview: Pre
                 change.renewed, list(change.loses_auto_renewal)))
         for external_id in summary.unchanged:
             preview.unchanged.append(RowChange(by_id[external_id].row, external_id, names.get(external_id)))
-    finally:
-        session.rollback()
-        session.close()
 
 
 def _reject(preview: Preview, exc: RosterError, by_row: dict[int, RosterRow] | None = None) -> None:
@@ -194,13 +184,15 @@ def build_preview(runtime: Runtime, team_id: int, sid: str, filename: str, conte
     return preview
 
 
-def commit_upload(runtime: Runtime, team: Team, session: Session, filename: str, content_type: str | None,
+def commit_upload(runtime: Runtime, team_id: int, filename: str, content_type: str | None,
                   data: bytes, allow_earlier_expiry: bool = False) -> ImportReport:
     """The API's import path: validate, import, act on the events (RosterError if now invalid)."""
     rows = parse_upload(filename, content_type, data)
-    ctx = Context(runtime.policy, runtime.settings.tz, datetime.now(UTC))
-    return import_and_act(session, team, rows, runtime.settings.fingerprint_key, ctx,
-                          allow_earlier_expiry=allow_earlier_expiry)
+    with runtime.unit() as uow:
+        report = service.import_rows(uow, service.team_of(uow, team_id), rows, runtime.settings.fingerprint_key,
+                                     allow_earlier_expiry=allow_earlier_expiry)
+        uow.commit()
+    return report
 
 
 class UploadStore:

@@ -7,12 +7,11 @@ contain "/" or anything else, and a query string carries them intact.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from sqlalchemy.orm import Session
 
 from schedules.stages import STAGES
 from worker.http.api.convert import notifications_of, roster_row
@@ -22,11 +21,9 @@ from worker.http.web.render import lang_of, redirect
 from worker.http.web.session import WebSession
 from worker.http.web.views import accumulated_years, holder_of, search, view_of
 from worker.planning.evaluation import holder_today
-from worker.planning.events import Context, Event, RenewalConfirmed, handle
-from worker.registry import records as registry
+from worker.registry import service
 from worker.registry.records import NotFound
 from worker.registry.roster import RosterError
-from worker.registry.roster_import import import_roster
 from worker.store.db import unit_of_work
 
 _Text = Annotated[str, Form(max_length=500)]
@@ -39,9 +36,6 @@ def _url(external_id: str) -> str:
 
 def add_holder_routes(router: APIRouter, pages: Pages) -> None:
     runtime = pages.runtime
-
-    def act(session: Session, events: list[Event]) -> None:
-        handle(session, events, Context(runtime.policy, runtime.settings.tz, datetime.now(UTC)))
 
     def detail(request: Request, ws: WebSession, team: TeamInfo, external_id: str, status: int = 200,
                errors: dict[str, str] | None = None, values: dict[str, str] | None = None) -> Response:
@@ -75,8 +69,8 @@ def add_holder_routes(router: APIRouter, pages: Pages) -> None:
     def confirm_renewal(request: Request, id: _Id, csrf: _Text = "", expires_on: _Text = "") -> Response:
         ws, team = pages.posted(request, csrf)
         lang = lang_of(request)
-        with unit_of_work(runtime.factory) as session:
-            holder = holder_of(session, team.id, id)
+        with runtime.unit() as uow:
+            holder = holder_of(uow.session, team.id, id)
             if holder is None:
                 raise NotFound(id)
             current = holder.expires_on
@@ -90,8 +84,8 @@ def add_holder_routes(router: APIRouter, pages: Pages) -> None:
                 problem = None if new_expiry > current else translate(lang, "err.renewal_not_later",
                                                                       date=current.isoformat())
             if problem is None:
-                renewed = registry.confirm_renewal(session, registry.get_team(session, team.slug), id, new_expiry)
-                act(session, [RenewalConfirmed(renewed.id)])
+                service.confirm_renewal(uow, service.team_of(uow, team.id), id, new_expiry)
+                uow.commit()
         if problem is not None:
             return detail(request, ws, team, id, 422, {"renewal": problem}, {"expires_on": expires_on})
         ws.add_flash("ok", translate(lang, "flash.renewed", date=new_expiry.isoformat()))
@@ -104,15 +98,14 @@ def add_holder_routes(router: APIRouter, pages: Pages) -> None:
         lang = lang_of(request)
         values = {"name": name, "phone": phone, "email": email, "locale": locale}
         try:
-            with unit_of_work(runtime.factory) as session:
-                holder = holder_of(session, team.id, id)
+            with runtime.unit() as uow:
+                holder = holder_of(uow.session, team.id, id)
                 if holder is None:
                     raise NotFound(id)
                 # The API's path: the same validation as a roster row, then the same import.
                 row = roster_row(id, values, holder)
-                summary = import_roster(session, registry.get_team(session, team.slug), [row],
-                                        runtime.settings.fingerprint_key)
-                act(session, summary.events)
+                service.save_holder(uow, service.team_of(uow, team.id), row, runtime.settings.fingerprint_key)
+                uow.commit()
         except RosterError as exc:
             errors = {f"contact.{e.column}": roster_error(lang, e.reason) for e in exc.errors}
             return detail(request, ws, team, id, 422, errors, values)
@@ -122,6 +115,6 @@ def add_holder_routes(router: APIRouter, pages: Pages) -> None:
     @router.post("/holder/delete")
     def delete_holder(request: Request, id: _Id, csrf: _Text = "") -> Response:
         ws, team = pages.posted(request, csrf)
-        registry.erase_holder(runtime.factory, runtime.engine, team.id, id)  # NotFound -> 404 page
+        service.erase_holder(runtime.factory, runtime.engine, team.id, id)  # NotFound -> 404 page
         ws.add_flash("ok", translate(lang_of(request), "flash.deleted", id=id))
         return redirect("/web/holders")

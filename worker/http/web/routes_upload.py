@@ -14,7 +14,6 @@ from worker.http.web.render import lang_of, redirect
 from worker.http.web.session import WebSession
 from worker.registry import records as registry
 from worker.registry.roster import RosterError
-from worker.store.db import unit_of_work
 
 UPLOAD_PATH = "/web/upload"
 SHOWN = 200  # rows listed per group on the preview page; the counts cover the rest
@@ -65,9 +64,8 @@ def add_upload_routes(router: APIRouter, pages: Pages) -> None:
         if not preview.can_confirm:
             return redirect(f"/web/upload/{upload_id}")
         try:
-            with unit_of_work(runtime.factory) as session:
-                report = commit_upload(runtime, registry.get_team(session, team.slug), session,
-                                       preview.filename, content_type, data, preview.allow_earlier_expiry)
+            report = commit_upload(runtime, team.id, preview.filename, content_type, data,
+                                   preview.allow_earlier_expiry)
         except (RosterError, registry.BadInput):
             # The registry changed since the preview (e.g. a holder was edited): preview again.
             return rebuild(ws, team, upload_id, preview.filename, content_type, data, preview.allow_earlier_expiry)
