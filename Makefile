@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run demo test bench lint clean
+.PHONY: run demo test test-fast bench lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "permit-worker needs Python 3.11 or newer")'
@@ -35,6 +35,12 @@ test: $(STAMP) lint
 	if [ -z "$$url" ] && [ "$$(id -u)" = 0 ]; then url=$$(./.ci/postgres.sh | tail -1) || url=""; fi; \
 	if [ -z "$$url" ]; then echo "note: no PostgreSQL server: running the SQLite half of the suite only"; fi; \
 	PERMIT_TEST_POSTGRES_URL="$$url" $(BIN)/python -m pytest
+
+## test-fast: every test but the slow ones (subprocess CLIs and daemons, kill -9 and outage
+##            scenarios, the browser), on SQLite only: about 1.5 minutes, for the edit-test loop.
+##            `make test` (what CI runs) still runs everything.
+test-fast: $(STAMP)
+	PERMIT_TEST_POSTGRES_URL= $(BIN)/python -m pytest -q -m "not slow"
 
 ## lint: ruff (style, imports, likely bugs) and mypy (types) over the code; part of `make test`.
 lint: $(STAMP)

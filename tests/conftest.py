@@ -112,3 +112,14 @@ def policy() -> Policy:
 def team(factory: sessionmaker[Session]) -> Team:
     with unit_of_work(factory) as session:
         return registry.create_team(session, "acme", "Acme 上海", "hr@acme.example")
+
+
+# Fixtures that start the installed CLI in a subprocess (seconds each): a test using one is
+# slow wherever it lives, so `make test-fast` leaves it out without a mark to forget.
+_SUBPROCESS_FIXTURES = frozenset({"run", "cli", "run_cli"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SUBPROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

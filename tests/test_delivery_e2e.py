@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +24,7 @@ from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, HrEvent, Notification
 
 from .support import add_holder
+from .test_dispatch_concurrency import StoppedClock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EXPIRES = date(2027, 1, 20)
@@ -33,6 +33,7 @@ TOUCH_DAY = EXPIRES - timedelta(days=10)
 
 # The touch day is a Sunday, so HR hears about it in the next working day's digest.
 DIGEST_DAY = TOUCH_DAY + timedelta(days=1)
+
 
 
 def at(hour: int, minute: int = 0) -> datetime:
@@ -51,14 +52,15 @@ def smtp() -> Iterator[FakeSmtp]:
         yield server
 
 
-def make_dispatcher(factory, policy, twilio: FakeTwilio, smtp: FakeSmtp, rates: dict[str, float] | None = None):
+def make_dispatcher(factory, policy, twilio: FakeTwilio, smtp: FakeSmtp, rates: dict[str, float] | None = None,
+                    rate_limits: RateLimits | None = None):
     sms = TwilioSmsNotifier(account_sid=twilio.account_sid, auth_token=twilio.auth_token, from_number="+15005550006",
                             base_url=twilio.base_url, status_callback_url="https://worker.example.com/webhooks/twilio/status",
                             timeout_seconds=2)
     email = SmtpEmailNotifier(host="127.0.0.1", port=smtp.port, tls="none", from_address="reminders@acme.example")
     return Dispatcher(factory, {"sms": sms, "email": email}, policy, SHANGHAI, worker_id="w1",
                       retry=RetryPolicy(max_attempts=4, base_seconds=60), rng=random.Random(1),
-                      rate_limits=RateLimits(rates or {}))
+                      rate_limits=rate_limits or RateLimits(rates or {}))
 
 
 def enqueue(factory, team, policy, external_id: str = "E1", **fields: object) -> None:
@@ -190,10 +192,10 @@ def test_an_opted_out_holder_gets_the_touch_by_email_instead(factory, team, poli
 def test_the_rate_ceiling_is_held(factory, team, policy, twilio, smtp) -> None:
     for i in range(6):
         enqueue(factory, team, policy, f"R{i}", phone=f"+861380013810{i}")
-    dispatcher = make_dispatcher(factory, policy, twilio, smtp, rates={"twilio": 5})
+    clock = StoppedClock()
+    dispatcher = make_dispatcher(factory, policy, twilio, smtp,
+                                 rate_limits=RateLimits({"twilio": 5, "smtp": 1}, clock=clock, sleep=clock.sleep))
     assert dispatcher.run_batch(now=at(10)) == {"sent": 6}
-    times = [r.at for r in twilio.requests if r.method == "POST"]
-    gaps = [b - a for a, b in pairwise(times)]
-    # Never two sends closer than 1/5 s (a little slack for the clock read on the other side).
-    assert min(gaps) >= 0.2 * 0.95
-    assert len(times) / (times[-1] - times[0] + 0.2) <= 5 * 1.05
+    # Each Twilio send took the next slot of the twilio bucket, 1/5 s after the one before.
+    assert sorted(clock.slept) == pytest.approx([i * 0.2 for i in range(1, 6)])  # the first goes at once
+    assert len([r for r in twilio.requests if r.method == "POST"]) == 6

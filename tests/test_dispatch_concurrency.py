@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -67,13 +66,29 @@ def sms_notifier(twilio: FakeTwilio) -> TwilioSmsNotifier:
                              from_number="+15005550006", base_url=twilio.base_url, timeout_seconds=5)
 
 
+class StoppedClock:
+    """A monotonic clock that stands still, for the rate buckets: each sleep is recorded, not slept."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return 0.0
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+
+
 def make_dispatcher(factory: sessionmaker[Session], policy: Policy, twilio: FakeTwilio, worker_id: str, *,
-                    concurrency: int = 8, rates: dict[str, float] | None = None) -> Dispatcher:
+                    concurrency: int = 8, rates: dict[str, float] | None = None,
+                    rate_limits: RateLimits | None = None) -> Dispatcher:
     # A notifier of its own per dispatcher, as each replica process would have.
     sms = sms_notifier(twilio)
     return Dispatcher(factory, {"sms": sms, "email": sms}, policy, SHANGHAI, worker_id=worker_id, lease=LEASE,
                       retry=RetryPolicy(max_attempts=4), rng=random.Random(3), concurrency=concurrency,
-                      rate_limits=RateLimits(rates or {}))
+                      rate_limits=rate_limits or RateLimits(rates or {}))
 
 
 def statuses(factory: sessionmaker[Session]) -> Counter[str]:
@@ -294,11 +309,11 @@ def test_sends_run_concurrently_but_never_more_than_the_configured_senders(facto
 
 def test_the_rate_ceiling_holds_with_eight_senders(factory, team, policy, twilio) -> None:
     enqueue(factory, team, policy, 16)
-    dispatcher = make_dispatcher(factory, policy, twilio, "limited", concurrency=8, rates={"twilio": 5})
+    clock = StoppedClock()
+    dispatcher = make_dispatcher(factory, policy, twilio, "limited", concurrency=8,
+                                 rate_limits=RateLimits({"twilio": 5}, clock=clock, sleep=clock.sleep))
     assert dispatcher.run_batch(now=at(10)) == {"sent": 16}
-    times = posts(twilio)
-    gaps = [b - a for a, b in pairwise(times)]
-    # Never two sends closer than 1/5 s (a little slack for the clock read on the other side),
-    # however many senders wait for a slot.
-    assert min(gaps) >= 0.2 * 0.95
-    assert len(times) / (times[-1] - times[0] + 0.2) <= 5 * 1.05
+    # However many senders wait at once, each send got its own slot 1/5 s after the one before:
+    # on a clock that stands still, the waits are exactly 0.2, 0.4, ... (no wall-clock gaps).
+    assert sorted(clock.slept) == pytest.approx([i * 0.2 for i in range(1, 16)])  # the first goes at once
+    assert len(posts(twilio)) == 16

@@ -167,7 +167,10 @@ def test_a_scheduler_daemon_sends_nothing(runtime: Runtime, factory: sessionmake
     thread.start()
     try:
         assert wait_for(lambda: any(r.role == "scheduler" for r in heartbeat_rows(factory)))
-        time.sleep(1.0)  # several dispatch intervals: a dispatcher would have sent by now
+        # Running, with its scan job scheduled: and no dispatch job, so nothing can ever send
+        # (rather than waiting a while and seeing that nothing happened yet).
+        assert wait_for(lambda: daemon.scheduler.running and daemon.scheduler.get_job(SCAN_JOB) is not None)
+        assert daemon.scheduler.get_job(DISPATCH_JOB) is None
     finally:
         daemon.stopping.set()
         thread.join(timeout=20)
