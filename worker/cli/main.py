@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifiers import NotifierConfigError
 from schedules.policy import PolicyError
+from worker.cli import config as cli_config
 from worker.cli import points as cli_points
 from worker.cli import registry as cli_registry
 from worker.cli.common import App, json_line, out, parse_day, parse_moment, pass_app
@@ -74,6 +75,7 @@ def keys_export(app: App) -> None:
 
 cli_registry.register(cli)
 cli_points.register(cli, cli_registry.holders)
+cli_config.register(cli)
 
 
 # -- scan / dispatch / run --------------------------------------------------------------------
@@ -166,6 +168,11 @@ def serve_command(app: App, host: str, port: int) -> None:
 
 
 # -- entry point ------------------------------------------------------------------------------
+def _run_config_check() -> int:
+    code = cli.main(args=["config", "check"], prog_name="permit-worker", standalone_mode=False)
+    return code if isinstance(code, int) else 0
+
+
 def _fail(message: str, code: int) -> int:
     click.echo(f"permit-worker: error: {message}", err=True)
     return code
@@ -177,14 +184,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         configure_logging(settings.log_level, settings.log_format)
     except ValidationError as exc:
+        args = sys.argv[1:] if argv is None else argv
+        if args[:2] == ["config", "check"]:  # its job is to list every such problem
+            configure_logging("WARNING", "auto")
+            return _run_config_check()
         first = exc.errors()[0]
         field = "PERMIT_" + str(first["loc"][0]).upper() if first.get("loc") else "settings"
         return _fail(f"{field}: {first['msg']}", 2)
     except ValueError as exc:
         return _fail(str(exc), 2)
     try:
-        cli.main(args=argv, prog_name="permit-worker", standalone_mode=False)
-        return 0
+        code = cli.main(args=argv, prog_name="permit-worker", standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's Exit status.
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
