@@ -162,8 +162,15 @@ class Dispatcher:
 
     def _prepare_row(self, session: Session, note: Notification | None, holders: dict[int, Holder],
                      ambiguous: dict[int, DeliveryAttempt], now: datetime) -> Prepared | str:
-        holder = holders.get(note.holder_id) if note else None
-        if note is None or holder is None:
+        if note is None:
+            return Outcome.GONE  # deleted while claimed
+        with structlog.contextvars.bound_contextvars(notification_id=note.id, holder_id=note.holder_id):
+            return self._prepare_claimed(session, note, holders, ambiguous, now)
+
+    def _prepare_claimed(self, session: Session, note: Notification, holders: dict[int, Holder],
+                         ambiguous: dict[int, DeliveryAttempt], now: datetime) -> Prepared | str:
+        holder = holders.get(note.holder_id)
+        if holder is None:
             return Outcome.GONE  # deleted while claimed
         earlier_attempt = ambiguous.get(note.id)
         if earlier_attempt is not None and note.attempts >= self.retry.max_attempts:
@@ -236,6 +243,10 @@ class Dispatcher:
     # -- sending (on a sender thread; touches no database) -----------------------------------
     def deliver(self, prepared: Prepared) -> Delivery:
         """Reconcile if the last try may have been accepted, else wait for a rate slot and send."""
+        with structlog.contextvars.bound_contextvars(notification_id=prepared.row_id):
+            return self._deliver(prepared)
+
+    def _deliver(self, prepared: Prepared) -> Delivery:
         # Attempts record wall-clock time (not the logical `now` of `dispatch --now`): the
         # provider's own timestamps are wall-clock, and reconciliation compares against them.
         started = utcnow()

@@ -106,8 +106,17 @@ def scan(
     every holder is re-planned first on the full path, once. `full` takes that path on demand
     (`scan --full`); `naive` is the straightforward ORM scan, kept as the benchmarks' and tests'
     reference."""
-    started = perf_counter()
     now = now or utcnow()
+    # Every log line of this scan (the planner's, the outbox's, the events') names its day.
+    with structlog.contextvars.bound_contextvars(scan=(today or now.astimezone(default_zone).date()).isoformat()):
+        return _scan(factory, policy, default_zone, today=today, now=now, dry_run=dry_run, full=full, naive=naive,
+                     should_stop=should_stop, record=record)
+
+
+def _scan(factory: sessionmaker[Session], policy: Policy, default_zone: ZoneInfo, *, today: date | None,
+          now: datetime, dry_run: bool, full: bool, naive: bool, should_stop: Callable[[], bool],
+          record: bool) -> ScanReport:
+    started = perf_counter()
     real_today = now.astimezone(default_zone).date()
     report = ScanReport(scan_date=today or real_today, dry_run=dry_run)
     # A scan of a future day (a simulation) must not move next_due_on past days still to come.
