@@ -16,9 +16,9 @@ from sqlalchemy import text
 
 from notifiers.registry import webhook_routers
 from worker.delivery.inbound import Inbox
-from worker.http.api.auth import RequestRateLimiter, authenticated_team
+from worker.http.api import holders
+from worker.http.api.auth import RequestRateLimiter
 from worker.http.api.errors import install_error_handlers
-from worker.http.api.holders import holders_router
 from worker.http.api.limits import AccessLog, BodySizeLimit, RejectControlCharacters
 from worker.http.web import install_web
 from worker.http.web.preview import PURGE_EVERY_SECONDS, UploadStore
@@ -61,8 +61,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="permit-worker", version="0.1.0", description=DESCRIPTION,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
     install_error_handlers(app)
-    limiter = RequestRateLimiter(s.api_rate_per_minute, s.api_burst)
-    app.include_router(holders_router(runtime, authenticated_team(runtime, limiter)))
+    # What the routes' dependencies resolve per request (worker/http/deps.py, api/auth.py).
+    app.state.runtime = runtime
+    app.state.api_limiter = RequestRateLimiter(s.api_rate_per_minute, s.api_burst)
+    app.include_router(holders.router)
     inbox = Inbox(runtime.factory, s.max_attempts)
     for router in webhook_routers(inbox, s.environ, s.public_url):  # each provider's receipts and replies
         app.include_router(router)

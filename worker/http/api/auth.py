@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from worker.http.api.errors import ApiError
-from worker.ops.runtime import Runtime
+from worker.http.deps import AppRuntime
 from worker.registry.records import team_for_token
 from worker.store.db import unit_of_work
 
@@ -49,22 +49,22 @@ class RequestRateLimiter:
             return (1.0 - tokens) / self.rate
 
 
-def authenticated_team(runtime: Runtime, limiter: RequestRateLimiter) -> Callable[[Request], TeamRef]:
-    """A FastAPI dependency resolving the bearer token to the caller's team."""
+def authenticated_team(request: Request, runtime: AppRuntime) -> TeamRef:
+    """The bearer token's team (401 if none), within the app's per-team rate limit (429)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    with unit_of_work(runtime.factory) as session:
+        team = team_for_token(session, token.strip())
+        ref = TeamRef(team.id, team.slug) if team else None
+    if ref is None:
+        raise ApiError(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+    limiter: RequestRateLimiter = request.app.state.api_limiter
+    wait = limiter.check(ref.id)
+    if wait > 0:
+        raise ApiError(429, "too many requests", headers={"Retry-After": str(math.ceil(wait))})
+    return ref
 
-    def dependency(request: Request) -> TeamRef:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        with unit_of_work(runtime.factory) as session:
-            team = team_for_token(session, token.strip())
-            ref = TeamRef(team.id, team.slug) if team else None
-        if ref is None:
-            raise ApiError(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
-        wait = limiter.check(ref.id)
-        if wait > 0:
-            raise ApiError(429, "too many requests", headers={"Retry-After": str(math.ceil(wait))})
-        return ref
 
-    return dependency
+CurrentTeam = Annotated[TeamRef, Depends(authenticated_team)]

@@ -6,16 +6,15 @@ Every query is scoped to the authenticated team: another team's holder is a 404.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
+from fastapi import APIRouter, File, Query, Response, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schedules.stages import STAGES
-from worker.http.api.auth import TeamRef
+from worker.http.api.auth import CurrentTeam, TeamRef
 from worker.http.api.convert import holder_out, notifications_of, roster_row, stage_of
 from worker.http.api.errors import ApiError
 from worker.http.api.schemas import (
@@ -35,6 +34,7 @@ from worker.http.api.schemas import (
     RowChangeOut,
     Summary,
 )
+from worker.http.deps import AppRuntime
 from worker.ops.runtime import Runtime
 from worker.planning.evaluation import holder_today
 from worker.planning.explain import explain
@@ -54,149 +54,144 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def holders_router(runtime: Runtime, team_dependency: Callable[..., TeamRef]) -> APIRouter:
-    router = APIRouter(prefix="/v1", responses=ERRORS)
-    # A default-value dependency (not a local Annotated alias): FastAPI resolves string
-    # annotations against module globals, where a local alias would not be found.
-    current_team = Depends(team_dependency)
+router = APIRouter(prefix="/v1", responses=ERRORS)
 
-    def load(session: Session, ref: TeamRef) -> Team:
-        team = session.get(Team, ref.id)
-        if team is None:  # deleted since the token was checked
-            raise ApiError(401, "invalid bearer token")
-        return team
+def load(session: Session, ref: TeamRef) -> Team:
+    team = session.get(Team, ref.id)
+    if team is None:  # deleted since the token was checked
+        raise ApiError(401, "invalid bearer token")
+    return team
 
-    def written(holder: Holder, enqueued: list[EnqueuedTouch]) -> HolderWritten:
-        mine = [EnqueuedOut(stage=e.stage, touch_day=e.touch_day, channel=e.channel)
-                for e in enqueued if e.holder_id == holder.id]
-        return HolderWritten(**holder_out(holder, runtime).model_dump(), enqueued=mine)
+def written(holder: Holder, enqueued: list[EnqueuedTouch], runtime: Runtime) -> HolderWritten:
+    mine = [EnqueuedOut(stage=e.stage, touch_day=e.touch_day, channel=e.channel)
+            for e in enqueued if e.holder_id == holder.id]
+    return HolderWritten(**holder_out(holder, runtime).model_dump(), enqueued=mine)
 
-    @router.post("/holders", status_code=201, response_model=HolderWritten, summary="Register a holder")
-    def create_holder(body: HolderCreate, ref: TeamRef = current_team) -> HolderWritten:
-        with runtime.unit() as uow:
-            team = load(uow.session, ref)
-            exists = uow.session.scalar(select(Holder.id).where(Holder.team_id == team.id,
-                                                                Holder.external_id == body.external_id))
-            if exists is not None:
-                raise ApiError(409, f"holder {body.external_id!r} already exists", field="external_id")
-            row = roster_row(body.external_id, body.model_dump(exclude_unset=True, exclude={"external_id"}), None)
-            holder = service.save_holder(uow, team, row, runtime.settings.fingerprint_key)
-            answer = written(holder, uow.enqueued)
-            uow.commit()
-            return answer
+@router.post("/holders", status_code=201, response_model=HolderWritten, summary="Register a holder")
+def create_holder(body: HolderCreate, ref: CurrentTeam, runtime: AppRuntime) -> HolderWritten:
+    with runtime.unit() as uow:
+        team = load(uow.session, ref)
+        exists = uow.session.scalar(select(Holder.id).where(Holder.team_id == team.id,
+                                                            Holder.external_id == body.external_id))
+        if exists is not None:
+            raise ApiError(409, f"holder {body.external_id!r} already exists", field="external_id")
+        row = roster_row(body.external_id, body.model_dump(exclude_unset=True, exclude={"external_id"}), None)
+        holder = service.save_holder(uow, team, row, runtime.settings.fingerprint_key)
+        answer = written(holder, uow.enqueued, runtime)
+        uow.commit()
+        return answer
 
-    @router.get("/holders/{external_id}", response_model=HolderOut, summary="Read a holder")
-    def read_holder(external_id: str, ref: TeamRef = current_team) -> HolderOut:
-        with unit_of_work(runtime.factory) as session:
-            return holder_out(registry.get_holder(session, load(session, ref), external_id), runtime)
+@router.get("/holders/{external_id}", response_model=HolderOut, summary="Read a holder")
+def read_holder(external_id: str, ref: CurrentTeam, runtime: AppRuntime) -> HolderOut:
+    with unit_of_work(runtime.factory) as session:
+        return holder_out(registry.get_holder(session, load(session, ref), external_id), runtime)
 
-    @router.patch("/holders/{external_id}", response_model=HolderWritten, summary="Update a holder")
-    def update_holder(external_id: str, body: HolderUpdate, ref: TeamRef = current_team,
-                      allow_earlier_expiry: _AllowEarlier = False) -> HolderWritten:
-        with runtime.unit() as uow:
-            team = load(uow.session, ref)
-            holder = registry.get_holder(uow.session, team, external_id)
-            row = roster_row(external_id, body.model_dump(exclude_unset=True), holder)
-            holder = service.save_holder(uow, team, row, runtime.settings.fingerprint_key,
-                                         allow_earlier_expiry=allow_earlier_expiry)
-            answer = written(holder, uow.enqueued)
-            uow.commit()
-            return answer
+@router.patch("/holders/{external_id}", response_model=HolderWritten, summary="Update a holder")
+def update_holder(external_id: str, body: HolderUpdate, ref: CurrentTeam, runtime: AppRuntime,
+                  allow_earlier_expiry: _AllowEarlier = False) -> HolderWritten:
+    with runtime.unit() as uow:
+        team = load(uow.session, ref)
+        holder = registry.get_holder(uow.session, team, external_id)
+        row = roster_row(external_id, body.model_dump(exclude_unset=True), holder)
+        holder = service.save_holder(uow, team, row, runtime.settings.fingerprint_key,
+                                     allow_earlier_expiry=allow_earlier_expiry)
+        answer = written(holder, uow.enqueued, runtime)
+        uow.commit()
+        return answer
 
-    @router.delete("/holders/{external_id}", status_code=204, response_class=Response, summary="Erase a holder")
-    def delete_holder(external_id: str, ref: TeamRef = current_team) -> Response:
-        service.erase_holder(runtime.factory, runtime.engine, ref.id, external_id)
-        return Response(status_code=204)
+@router.delete("/holders/{external_id}", status_code=204, response_class=Response, summary="Erase a holder")
+def delete_holder(external_id: str, ref: CurrentTeam, runtime: AppRuntime) -> Response:
+    service.erase_holder(runtime.factory, runtime.engine, ref.id, external_id)
+    return Response(status_code=204)
 
-    @router.get("/holders", response_model=HolderPage, summary="List holders")
-    def list_holders(ref: TeamRef = current_team,
-                     stage: Annotated[str | None, Query(description=f"one of {', '.join(STAGES)}")] = None,
-                     expires_before: date | None = None,
-                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HolderPage:
-        if stage is not None and stage not in STAGES:
-            raise ApiError(422, f"stage must be one of {', '.join(STAGES)}", field="stage")
-        with unit_of_work(runtime.factory) as session:
-            query = select(Holder).where(Holder.team_id == ref.id).order_by(Holder.expires_on, Holder.id)
-            if expires_before is not None:
-                query = query.where(Holder.expires_on < expires_before)
-            now = datetime.now(UTC)
-            holders = [h for h in session.scalars(query)
-                       if stage is None or stage_of(h, runtime.policy, runtime, now)[0] == stage]
-            page = [holder_out(h, runtime, now) for h in holders[offset:offset + limit]]
-        next_offset = offset + limit if offset + limit < len(holders) else None
-        return HolderPage(items=page, total=len(holders), limit=limit, offset=offset, next_offset=next_offset)
-
-    @router.post("/holders/import", response_model=ImportResult, summary="Import a roster (CSV or XLSX)")
-    def import_holders(file: Annotated[UploadFile, File(description="CSV or XLSX roster")],
-                       ref: TeamRef = current_team, dry_run: bool = False,
-                       allow_earlier_expiry: _AllowEarlier = False) -> ImportResult:
-        rows = parse_upload(file.filename, file.content_type, file.file.read())  # RosterError -> 422
-        with runtime.unit() as uow:
-            summary = service.preview_rows(uow, load(uow.session, ref), rows, runtime.settings.fingerprint_key,
-                                           allow_earlier_expiry=allow_earlier_expiry)
-            enqueued = uow.enqueued_count
-            if not dry_run:
-                uow.commit()
-        return ImportResult(
-            dry_run=dry_run, rows=len(rows), created=summary.created, updated=summary.updated,
-            unchanged=summary.unchanged, renewed=summary.renewed, enqueued=enqueued,
-            changes=[RowChangeOut(row=c.row, external_id=c.external_id, renewed=c.renewed,
-                                  loses_auto_renewal=list(c.loses_auto_renewal),
-                                  changes=[FieldChangeOut(field=f.field, old=f.old, new=f.new) for f in c.changes])
-                     for c in summary.changes],
-            losing_auto_renewal=[c.external_id for c in summary.changes if c.loses_auto_renewal])
-
-    @router.post("/holders/{external_id}/renewal", response_model=HolderWritten, summary="Confirm a renewal")
-    def confirm_renewal(external_id: str, body: RenewalIn, ref: TeamRef = current_team) -> HolderWritten:
-        with runtime.unit() as uow:
-            holder = service.confirm_renewal(uow, load(uow.session, ref), external_id, body.expires_on)
-            uow.handle_events()
-            answer = written(holder, uow.enqueued)
-            uow.commit()
-            return answer
-
-    @router.get("/holders/{external_id}/notifications", response_model=list[NotificationOut],
-                summary="A holder's notifications and their delivery status")
-    def holder_notifications(external_id: str, ref: TeamRef = current_team) -> list[NotificationOut]:
-        with unit_of_work(runtime.factory) as session:
-            return notifications_of(session, registry.get_holder(session, load(session, ref), external_id))
-
-    @router.get("/holders/{external_id}/export", response_model=HolderExport,
-                summary="Everything held on one holder")
-    def export_holder(external_id: str, ref: TeamRef = current_team) -> HolderExport:
-        with unit_of_work(runtime.factory) as session:
-            holder = registry.get_holder(session, load(session, ref), external_id)
-            events = session.scalars(select(HrEvent).where(HrEvent.holder_id == holder.id).order_by(HrEvent.id))
-            return HolderExport(
-                holder=holder_out(holder, runtime), address_fingerprint=holder.address_fingerprint,
-                notifications=notifications_of(session, holder),
-                hr_events=[HrEventOut(kind=e.kind, detail=e.detail, created_at=e.created_at,
-                                      reported_at=e.reported_at) for e in events])
-
-    @router.get("/holders/{external_id}/explain", summary="Stage, deadlines, accumulated years, points risks, "
-                "planned reminders")
-    def explain_holder(external_id: str, ref: TeamRef = current_team,
-                       today: date | None = None) -> dict[str, Any]:
-        with unit_of_work(runtime.factory) as session:
-            holder = registry.get_holder(session, load(session, ref), external_id)
-            day = today or holder_today(holder, datetime.now(UTC), runtime.settings.tz)
-            return explain(session, holder, day, runtime.policy)
-
-    @router.get("/summary", response_model=Summary, summary="Counts by stage and who expires in 30 days")
-    def summary(ref: TeamRef = current_team) -> Summary:
+@router.get("/holders", response_model=HolderPage, summary="List holders")
+def list_holders(ref: CurrentTeam, runtime: AppRuntime,
+                 stage: Annotated[str | None, Query(description=f"one of {', '.join(STAGES)}")] = None,
+                 expires_before: date | None = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                 offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HolderPage:
+    if stage is not None and stage not in STAGES:
+        raise ApiError(422, f"stage must be one of {', '.join(STAGES)}", field="stage")
+    with unit_of_work(runtime.factory) as session:
+        query = select(Holder).where(Holder.team_id == ref.id).order_by(Holder.expires_on, Holder.id)
+        if expires_before is not None:
+            query = query.where(Holder.expires_on < expires_before)
         now = datetime.now(UTC)
-        today = now.astimezone(runtime.settings.tz).date()
-        counts: Counter[str] = Counter({s: 0 for s in STAGES})
-        soon: list[ExpiringSoon] = []
-        with unit_of_work(runtime.factory) as session:
-            for holder in session.scalars(select(Holder).where(Holder.team_id == ref.id).order_by(Holder.expires_on)):
-                stage, days_left = stage_of(holder, runtime.policy, runtime, now)
-                counts[stage] += 1
-                if 0 <= days_left <= 30:
-                    soon.append(ExpiringSoon(external_id=holder.external_id, name=holder.name,
-                                             expires_on=holder.expires_on, days_left=days_left, stage=stage))
-        return Summary(today=today, holders=sum(counts.values()), by_stage=dict(counts),
-                       expiring_next_30_days=soon)
+        holders = [h for h in session.scalars(query)
+                   if stage is None or stage_of(h, runtime.policy, runtime, now)[0] == stage]
+        page = [holder_out(h, runtime, now) for h in holders[offset:offset + limit]]
+    next_offset = offset + limit if offset + limit < len(holders) else None
+    return HolderPage(items=page, total=len(holders), limit=limit, offset=offset, next_offset=next_offset)
 
-    return router
+@router.post("/holders/import", response_model=ImportResult, summary="Import a roster (CSV or XLSX)")
+def import_holders(file: Annotated[UploadFile, File(description="CSV or XLSX roster")],
+                   ref: CurrentTeam, runtime: AppRuntime, dry_run: bool = False,
+                   allow_earlier_expiry: _AllowEarlier = False) -> ImportResult:
+    rows = parse_upload(file.filename, file.content_type, file.file.read())  # RosterError -> 422
+    with runtime.unit() as uow:
+        summary = service.preview_rows(uow, load(uow.session, ref), rows, runtime.settings.fingerprint_key,
+                                       allow_earlier_expiry=allow_earlier_expiry)
+        enqueued = uow.enqueued_count
+        if not dry_run:
+            uow.commit()
+    return ImportResult(
+        dry_run=dry_run, rows=len(rows), created=summary.created, updated=summary.updated,
+        unchanged=summary.unchanged, renewed=summary.renewed, enqueued=enqueued,
+        changes=[RowChangeOut(row=c.row, external_id=c.external_id, renewed=c.renewed,
+                              loses_auto_renewal=list(c.loses_auto_renewal),
+                              changes=[FieldChangeOut(field=f.field, old=f.old, new=f.new) for f in c.changes])
+                 for c in summary.changes],
+        losing_auto_renewal=[c.external_id for c in summary.changes if c.loses_auto_renewal])
+
+@router.post("/holders/{external_id}/renewal", response_model=HolderWritten, summary="Confirm a renewal")
+def confirm_renewal(external_id: str, body: RenewalIn, ref: CurrentTeam, runtime: AppRuntime) -> HolderWritten:
+    with runtime.unit() as uow:
+        holder = service.confirm_renewal(uow, load(uow.session, ref), external_id, body.expires_on)
+        uow.handle_events()
+        answer = written(holder, uow.enqueued, runtime)
+        uow.commit()
+        return answer
+
+@router.get("/holders/{external_id}/notifications", response_model=list[NotificationOut],
+            summary="A holder's notifications and their delivery status")
+def holder_notifications(external_id: str, ref: CurrentTeam, runtime: AppRuntime) -> list[NotificationOut]:
+    with unit_of_work(runtime.factory) as session:
+        return notifications_of(session, registry.get_holder(session, load(session, ref), external_id))
+
+@router.get("/holders/{external_id}/export", response_model=HolderExport,
+            summary="Everything held on one holder")
+def export_holder(external_id: str, ref: CurrentTeam, runtime: AppRuntime) -> HolderExport:
+    with unit_of_work(runtime.factory) as session:
+        holder = registry.get_holder(session, load(session, ref), external_id)
+        events = session.scalars(select(HrEvent).where(HrEvent.holder_id == holder.id).order_by(HrEvent.id))
+        return HolderExport(
+            holder=holder_out(holder, runtime), address_fingerprint=holder.address_fingerprint,
+            notifications=notifications_of(session, holder),
+            hr_events=[HrEventOut(kind=e.kind, detail=e.detail, created_at=e.created_at,
+                                  reported_at=e.reported_at) for e in events])
+
+@router.get("/holders/{external_id}/explain", summary="Stage, deadlines, accumulated years, points risks, "
+            "planned reminders")
+def explain_holder(external_id: str, ref: CurrentTeam, runtime: AppRuntime,
+                   today: date | None = None) -> dict[str, Any]:
+    with unit_of_work(runtime.factory) as session:
+        holder = registry.get_holder(session, load(session, ref), external_id)
+        day = today or holder_today(holder, datetime.now(UTC), runtime.settings.tz)
+        return explain(session, holder, day, runtime.policy)
+
+@router.get("/summary", response_model=Summary, summary="Counts by stage and who expires in 30 days")
+def summary(ref: CurrentTeam, runtime: AppRuntime) -> Summary:
+    now = datetime.now(UTC)
+    today = now.astimezone(runtime.settings.tz).date()
+    counts: Counter[str] = Counter({s: 0 for s in STAGES})
+    soon: list[ExpiringSoon] = []
+    with unit_of_work(runtime.factory) as session:
+        for holder in session.scalars(select(Holder).where(Holder.team_id == ref.id).order_by(Holder.expires_on)):
+            stage, days_left = stage_of(holder, runtime.policy, runtime, now)
+            counts[stage] += 1
+            if 0 <= days_left <= 30:
+                soon.append(ExpiringSoon(external_id=holder.external_id, name=holder.name,
+                                         expires_on=holder.expires_on, days_left=days_left, stage=stage))
+    return Summary(today=today, holders=sum(counts.values()), by_stage=dict(counts),
+                   expiring_next_30_days=soon)
+

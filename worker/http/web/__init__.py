@@ -10,26 +10,22 @@ from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
 
 from worker.http.api.limits import BodySizeLimit
+from worker.http.web import routes, routes_holder, routes_upload
 from worker.http.web.pages import Pages
 from worker.http.web.preview import UploadStore
-from worker.http.web.render import STATIC, WebRoute
-from worker.http.web.routes import add_fallback, add_routes
-from worker.http.web.routes_holder import add_holder_routes
-from worker.http.web.routes_upload import UPLOAD_PATH, add_upload_routes
+from worker.http.web.render import STATIC
+from worker.http.web.routes_upload import UPLOAD_PATH
 from worker.ops.runtime import Runtime
 
 __all__ = ["install_web", "web_router"]
 
 
-def web_router(runtime: Runtime, store: UploadStore) -> APIRouter:
-    pages = Pages(runtime, store)
-    # Each router gets its own route class bound to its session codec (and so to its runtime).
-    route_class = type("BoundWebRoute", (WebRoute,), {"codec": pages.codec})
-    router = APIRouter(prefix="/web", route_class=route_class, include_in_schema=False)
-    add_routes(router, pages)
-    add_holder_routes(router, pages)
-    add_upload_routes(router, pages)
-    add_fallback(router)  # last: it matches every other /web path
+def web_router() -> APIRouter:
+    router = APIRouter()  # each module's router carries the /web prefix itself
+    router.include_router(routes.router)
+    router.include_router(routes_holder.router)
+    router.include_router(routes_upload.router)
+    router.include_router(routes.fallback)  # last: it matches every other /web path
     return router
 
 
@@ -37,8 +33,9 @@ def install_web(app: FastAPI, runtime: Runtime, upload_dir: Path | None = None) 
     """Mount the pages and their static files on the app (call after its middleware is added).
     Returns the store of uploads awaiting confirmation, which the app purges on a timer."""
     store = UploadStore(upload_dir)
+    app.state.web_pages = Pages(runtime, store)  # what the routes' WebPages dependency resolves to
     app.mount("/web/static", StaticFiles(directory=STATIC), name="web-static")
-    app.include_router(web_router(runtime, store))
+    app.include_router(web_router())
     # Roster uploads are files: they get the upload size limit (PERMIT_API_MAX_UPLOAD_BYTES), as
     # the API's import does, instead of the small limit for form and JSON bodies.
     for middleware in app.user_middleware:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from worker.http.web.preview import UploadStore
@@ -77,3 +77,12 @@ class Pages:
     def page(self, request: Request, name: str, ws: WebSession, team: TeamInfo | None = None, status: int = 200,
              **context: Any) -> HTMLResponse:
         return render(request, lang_of(request), name, status=status, ws=ws, team=team, **context)
+
+
+def get_pages(request: Request) -> Pages:
+    """The app's Pages (set by install_web), for the routes' `Depends`."""
+    pages: Pages = request.app.state.web_pages
+    return pages
+
+
+WebPages = Annotated[Pages, Depends(get_pages)]

@@ -28,7 +28,6 @@ from worker.http.web import i18n
 from worker.http.web.session import (
     LANG_COOKIE,
     CsrfError,
-    SessionCodec,
     SignInRequired,
     WebSession,
 )
@@ -92,11 +91,8 @@ def error_page(request: Request, status: int, ws: WebSession | None = None) -> H
 class WebRoute(APIRoute):
     """An APIRoute whose failures become pages, and whose session cookie is written back."""
 
-    codec: SessionCodec  # set by web_router before any route is added
-
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
-        codec = self.codec
 
         async def handler(request: Request) -> Response:
             try:
@@ -122,8 +118,8 @@ class WebRoute(APIRoute):
                 log.error("web.unexpected_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
                 response = error_page(request, 500)
             ws = request.state.web_session if hasattr(request.state, "web_session") else None
-            if ws is not None:
-                codec.save(request, response, ws)
+            if ws is not None:  # the app's session codec (install_web puts its Pages on app.state)
+                request.app.state.web_pages.codec.save(request, response, ws)
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy import select
 
 from worker.http.web.export import export_csv, template_csv, template_xlsx
-from worker.http.web.pages import Pages
-from worker.http.web.render import lang_of, redirect, render
+from worker.http.web.pages import WebPages
+from worker.http.web.render import WebRoute, lang_of, redirect, render
 from worker.http.web.session import LANG_COOKIE, revoke
 from worker.http.web.views import overview
 from worker.registry.records import team_for_token
@@ -37,86 +37,91 @@ def _download(body: bytes, media_type: str, filename: str) -> Response:
     return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
-def add_routes(router: APIRouter, pages: Pages) -> None:
-    @router.get("", include_in_schema=False)
-    def web_root() -> Response:
-        return redirect("/web/")
+router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 
-    @router.get("/login")
-    def login_form(request: Request, next: str | None = None) -> Response:
-        ws = pages.session(request)
-        if ws.signed_in():
-            return redirect(_local(next))
-        return pages.page(request, "login.html", ws, next=_local(next))
 
-    @router.post("/login")
-    def login(request: Request, token: Annotated[str, Form(max_length=200)] = "",
-              csrf: Annotated[str, Form(max_length=100)] = "",
-              next: Annotated[str, Form(max_length=2000)] = "/web/") -> Response:
-        ws = pages.session(request)
-        pages.check_csrf(request, ws, csrf)  # login CSRF: nobody may sign a browser into their team
-        with unit_of_work(pages.runtime.factory) as session:
-            team = team_for_token(session, token.strip()) if token.strip() else None
-            fresh = pages.codec.sign_in(team) if team else None
-        if fresh is None:
-            return pages.page(request, "login.html", ws, status=401, error="login.bad", next=_local(next))
-        request.state.web_session = fresh
+@router.get("", include_in_schema=False)
+def web_root(pages: WebPages, ) -> Response:
+    return redirect("/web/")
+
+@router.get("/login")
+def login_form(request: Request, pages: WebPages, next: str | None = None) -> Response:
+    ws = pages.session(request)
+    if ws.signed_in():
         return redirect(_local(next))
+    return pages.page(request, "login.html", ws, next=_local(next))
 
-    @router.post("/logout")
-    def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
-        ws = pages.session(request)
-        if ws.signed_in():
-            pages.check_csrf(request, ws, csrf)
-            with unit_of_work(pages.runtime.factory) as session:
-                revoke(session, ws.sid)
-            pages.store.discard_session(ws.sid)  # uploads left unconfirmed go with the session
-        request.state.web_session = None  # nothing to write back: the cookie is deleted
-        response = redirect("/web/login?bye=1")
-        pages.codec.clear(request, response)
-        return response
+@router.post("/login")
+def login(request: Request, pages: WebPages, token: Annotated[str, Form(max_length=200)] = "",
+          csrf: Annotated[str, Form(max_length=100)] = "",
+          next: Annotated[str, Form(max_length=2000)] = "/web/") -> Response:
+    ws = pages.session(request)
+    pages.check_csrf(request, ws, csrf)  # login CSRF: nobody may sign a browser into their team
+    with unit_of_work(pages.runtime.factory) as session:
+        team = team_for_token(session, token.strip()) if token.strip() else None
+        fresh = pages.codec.sign_in(team) if team else None
+    if fresh is None:
+        return pages.page(request, "login.html", ws, status=401, error="login.bad", next=_local(next))
+    request.state.web_session = fresh
+    return redirect(_local(next))
 
-    @router.get("/lang/{lang}")
-    def set_language(lang: str, next: str | None = None) -> Response:
-        # A preference, not an action on data: a plain link is fine (and works without forms).
-        response = redirect(_local(next))
-        if lang in ("zh-CN", "en"):
-            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/web", samesite="lax")
-        return response
-
-    @router.get("/")
-    def overview_page(request: Request) -> Response:
-        ws, team = pages.team(request)
+@router.post("/logout")
+def logout(request: Request, pages: WebPages, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    ws = pages.session(request)
+    if ws.signed_in():
+        pages.check_csrf(request, ws, csrf)
         with unit_of_work(pages.runtime.factory) as session:
-            data = overview(session, team.id, pages.runtime, pages.now())
-        return pages.page(request, "overview.html", ws, team, data=data)
+            revoke(session, ws.sid)
+        pages.store.discard_session(ws.sid)  # uploads left unconfirmed go with the session
+    request.state.web_session = None  # nothing to write back: the cookie is deleted
+    response = redirect("/web/login?bye=1")
+    pages.codec.clear(request, response)
+    return response
 
-    @router.get("/export.csv")
-    def export(request: Request) -> Response:
-        _, team = pages.team(request)
-        now = pages.now()
-        with unit_of_work(pages.runtime.factory) as session:
-            holders = session.scalars(select(Holder).where(Holder.team_id == team.id)
-                                      .order_by(Holder.expires_on, Holder.external_id))
-            body = export_csv(holders, pages.runtime, lang_of(request), now)
-        day = now.astimezone(pages.runtime.settings.tz).date().isoformat()
-        name = f"{team.slug}-居住证-{day}.csv" if lang_of(request) != "en" else f"{team.slug}-permits-{day}.csv"
-        return _download(body, "text/csv; charset=utf-8", name)
+@router.get("/lang/{lang}")
+def set_language(pages: WebPages, lang: str, next: str | None = None) -> Response:
+    # A preference, not an action on data: a plain link is fine (and works without forms).
+    response = redirect(_local(next))
+    if lang in ("zh-CN", "en"):
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/web", samesite="lax")
+    return response
 
-    @router.get("/template.xlsx")
-    def template_workbook(request: Request) -> Response:
-        pages.team(request)
-        return _download(template_xlsx(), XLSX, "居住证花名册模板.xlsx")
+@router.get("/")
+def overview_page(request: Request, pages: WebPages) -> Response:
+    ws, team = pages.team(request)
+    with unit_of_work(pages.runtime.factory) as session:
+        data = overview(session, team.id, pages.runtime, pages.now())
+    return pages.page(request, "overview.html", ws, team, data=data)
 
-    @router.get("/template.csv")
-    def template_text(request: Request) -> Response:
-        pages.team(request)
-        return _download(template_csv(), "text/csv; charset=utf-8", "居住证花名册模板.csv")
+@router.get("/export.csv")
+def export(request: Request, pages: WebPages) -> Response:
+    _, team = pages.team(request)
+    now = pages.now()
+    with unit_of_work(pages.runtime.factory) as session:
+        holders = session.scalars(select(Holder).where(Holder.team_id == team.id)
+                                  .order_by(Holder.expires_on, Holder.external_id))
+        body = export_csv(holders, pages.runtime, lang_of(request), now)
+    day = now.astimezone(pages.runtime.settings.tz).date().isoformat()
+    name = f"{team.slug}-居住证-{day}.csv" if lang_of(request) != "en" else f"{team.slug}-permits-{day}.csv"
+    return _download(body, "text/csv; charset=utf-8", name)
+
+@router.get("/template.xlsx")
+def template_workbook(request: Request, pages: WebPages) -> Response:
+    pages.team(request)
+    return _download(template_xlsx(), XLSX, "居住证花名册模板.xlsx")
+
+@router.get("/template.csv")
+def template_text(request: Request, pages: WebPages) -> Response:
+    pages.team(request)
+    return _download(template_csv(), "text/csv; charset=utf-8", "居住证花名册模板.csv")
 
 
-def add_fallback(router: APIRouter) -> None:
-    """Registered last: any other /web path is a friendly 404 page, not the API's JSON."""
 
-    @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    def not_found(request: Request, rest: str) -> Response:
-        return render(request, lang_of(request), "error.html", status=404, message_key="err.404", status_code=404)
+
+# Included last: any other /web path is a friendly 404 page, not the API's JSON.
+fallback = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
+
+
+@fallback.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+def not_found(request: Request, rest: str) -> Response:
+    return render(request, lang_of(request), "error.html", status=404, message_key="err.404", status_code=404)

@@ -1,5 +1,5 @@
 """Holder search and detail, and the three things HR does to one holder: confirm a renewal,
-edit contact details, delete. Writes go through the registry and `events.handle`, as in the API.
+edit contact details, delete. Writes go through the use cases in registry/service.py, as in the API.
 
 A holder is addressed by `?id=<external_id>` rather than a path segment: the team's own ids may
 contain "/" or anything else, and a query string carries them intact.
@@ -16,8 +16,8 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from schedules.stages import STAGES
 from worker.http.api.convert import notifications_of, roster_row
 from worker.http.web.i18n import roster_error, translate
-from worker.http.web.pages import Pages, TeamInfo
-from worker.http.web.render import lang_of, redirect
+from worker.http.web.pages import Pages, TeamInfo, WebPages
+from worker.http.web.render import WebRoute, lang_of, redirect
 from worker.http.web.session import WebSession
 from worker.http.web.views import accumulated_years, holder_of, search, view_of
 from worker.planning.evaluation import holder_today
@@ -34,87 +34,87 @@ def _url(external_id: str) -> str:
     return "/web/holder?" + urlencode({"id": external_id})
 
 
-def add_holder_routes(router: APIRouter, pages: Pages) -> None:
-    runtime = pages.runtime
+router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 
-    def detail(request: Request, ws: WebSession, team: TeamInfo, external_id: str, status: int = 200,
-               errors: dict[str, str] | None = None, values: dict[str, str] | None = None) -> Response:
-        now = pages.now()
-        with unit_of_work(runtime.factory) as session:
-            holder = holder_of(session, team.id, external_id)
-            if holder is None:
-                raise NotFound(external_id)
-            context: dict[str, Any] = {
-                "h": holder, "view": view_of(holder, runtime, now),
-                "years": accumulated_years(holder, holder_today(holder, now, runtime.settings.tz)),
-                "notes": notifications_of(session, holder), "url": _url(external_id)}
-        return pages.page(request, "holder.html", ws, team, status=status, errors=errors or {},
-                          values=values or {}, **context)
 
-    @router.get("/holders")
-    def holders_page(request: Request, q: Annotated[str, Query(max_length=100)] = "",
-                     stage: Annotated[str, Query(max_length=32)] = "",
-                     page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
-        ws, team = pages.team(request)
-        with unit_of_work(runtime.factory) as session:
-            result = search(session, team.id, runtime, pages.now(), q, stage or None, page)
-        return pages.page(request, "holders.html", ws, team, result=result, q=q, stage=stage, stages=STAGES)
+def detail(pages: Pages, request: Request, ws: WebSession, team: TeamInfo, external_id: str, status: int = 200,
+           errors: dict[str, str] | None = None, values: dict[str, str] | None = None) -> Response:
+    now = pages.now()
+    with unit_of_work(pages.runtime.factory) as session:
+        holder = holder_of(session, team.id, external_id)
+        if holder is None:
+            raise NotFound(external_id)
+        context: dict[str, Any] = {
+            "h": holder, "view": view_of(holder, pages.runtime, now),
+            "years": accumulated_years(holder, holder_today(holder, now, pages.runtime.settings.tz)),
+            "notes": notifications_of(session, holder), "url": _url(external_id)}
+    return pages.page(request, "holder.html", ws, team, status=status, errors=errors or {},
+                      values=values or {}, **context)
 
-    @router.get("/holder")
-    def holder_page(request: Request, id: _Id) -> Response:
-        ws, team = pages.team(request)
-        return detail(request, ws, team, id)
+@router.get("/holders")
+def holders_page(request: Request, pages: WebPages, q: Annotated[str, Query(max_length=100)] = "",
+                 stage: Annotated[str, Query(max_length=32)] = "",
+                 page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    ws, team = pages.team(request)
+    with unit_of_work(pages.runtime.factory) as session:
+        result = search(session, team.id, pages.runtime, pages.now(), q, stage or None, page)
+    return pages.page(request, "holders.html", ws, team, result=result, q=q, stage=stage, stages=STAGES)
 
-    @router.post("/holder/renewal")
-    def confirm_renewal(request: Request, id: _Id, csrf: _Text = "", expires_on: _Text = "") -> Response:
-        ws, team = pages.posted(request, csrf)
-        lang = lang_of(request)
-        with runtime.unit() as uow:
+@router.get("/holder")
+def holder_page(request: Request, pages: WebPages, id: _Id) -> Response:
+    ws, team = pages.team(request)
+    return detail(pages, request, ws, team, id)
+
+@router.post("/holder/renewal")
+def confirm_renewal(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", expires_on: _Text = "") -> Response:
+    ws, team = pages.posted(request, csrf)
+    lang = lang_of(request)
+    with pages.runtime.unit() as uow:
+        holder = holder_of(uow.session, team.id, id)
+        if holder is None:
+            raise NotFound(id)
+        current = holder.expires_on
+        problem: str | None
+        try:
+            new_expiry = date.fromisoformat(expires_on.strip())
+        except ValueError:
+            problem = translate(lang, "err.date")
+        else:
+            # Checked here so HR reads it in their words, not the CLI's "--expires-on" message.
+            problem = None if new_expiry > current else translate(lang, "err.renewal_not_later",
+                                                                  date=current.isoformat())
+        if problem is None:
+            service.confirm_renewal(uow, service.team_of(uow, team.id), id, new_expiry)
+            uow.commit()
+    if problem is not None:
+        return detail(pages, request, ws, team, id, 422, {"renewal": problem}, {"expires_on": expires_on})
+    ws.add_flash("ok", translate(lang, "flash.renewed", date=new_expiry.isoformat()))
+    return redirect(_url(id))
+
+@router.post("/holder/contact")
+def edit_contact(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", name: _Text = "", phone: _Text = "",
+                 email: _Text = "", locale: _Text = "zh-CN") -> Response:
+    ws, team = pages.posted(request, csrf)
+    lang = lang_of(request)
+    values = {"name": name, "phone": phone, "email": email, "locale": locale}
+    try:
+        with pages.runtime.unit() as uow:
             holder = holder_of(uow.session, team.id, id)
             if holder is None:
                 raise NotFound(id)
-            current = holder.expires_on
-            problem: str | None
-            try:
-                new_expiry = date.fromisoformat(expires_on.strip())
-            except ValueError:
-                problem = translate(lang, "err.date")
-            else:
-                # Checked here so HR reads it in their words, not the CLI's "--expires-on" message.
-                problem = None if new_expiry > current else translate(lang, "err.renewal_not_later",
-                                                                      date=current.isoformat())
-            if problem is None:
-                service.confirm_renewal(uow, service.team_of(uow, team.id), id, new_expiry)
-                uow.commit()
-        if problem is not None:
-            return detail(request, ws, team, id, 422, {"renewal": problem}, {"expires_on": expires_on})
-        ws.add_flash("ok", translate(lang, "flash.renewed", date=new_expiry.isoformat()))
-        return redirect(_url(id))
+            # The API's path: the same validation as a roster row, then the same import.
+            row = roster_row(id, values, holder)
+            service.save_holder(uow, service.team_of(uow, team.id), row, pages.runtime.settings.fingerprint_key)
+            uow.commit()
+    except RosterError as exc:
+        errors = {f"contact.{e.column}": roster_error(lang, e.reason) for e in exc.errors}
+        return detail(pages, request, ws, team, id, 422, errors, values)
+    ws.add_flash("ok", translate(lang, "flash.saved"))
+    return redirect(_url(id))
 
-    @router.post("/holder/contact")
-    def edit_contact(request: Request, id: _Id, csrf: _Text = "", name: _Text = "", phone: _Text = "",
-                     email: _Text = "", locale: _Text = "zh-CN") -> Response:
-        ws, team = pages.posted(request, csrf)
-        lang = lang_of(request)
-        values = {"name": name, "phone": phone, "email": email, "locale": locale}
-        try:
-            with runtime.unit() as uow:
-                holder = holder_of(uow.session, team.id, id)
-                if holder is None:
-                    raise NotFound(id)
-                # The API's path: the same validation as a roster row, then the same import.
-                row = roster_row(id, values, holder)
-                service.save_holder(uow, service.team_of(uow, team.id), row, runtime.settings.fingerprint_key)
-                uow.commit()
-        except RosterError as exc:
-            errors = {f"contact.{e.column}": roster_error(lang, e.reason) for e in exc.errors}
-            return detail(request, ws, team, id, 422, errors, values)
-        ws.add_flash("ok", translate(lang, "flash.saved"))
-        return redirect(_url(id))
-
-    @router.post("/holder/delete")
-    def delete_holder(request: Request, id: _Id, csrf: _Text = "") -> Response:
-        ws, team = pages.posted(request, csrf)
-        service.erase_holder(runtime.factory, runtime.engine, team.id, id)  # NotFound -> 404 page
-        ws.add_flash("ok", translate(lang_of(request), "flash.deleted", id=id))
-        return redirect("/web/holders")
+@router.post("/holder/delete")
+def delete_holder(request: Request, pages: WebPages, id: _Id, csrf: _Text = "") -> Response:
+    ws, team = pages.posted(request, csrf)
+    service.erase_holder(pages.runtime.factory, pages.runtime.engine, team.id, id)  # NotFound -> 404 page
+    ws.add_flash("ok", translate(lang_of(request), "flash.deleted", id=id))
+    return redirect("/web/holders")
