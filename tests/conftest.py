@@ -30,7 +30,7 @@ def _admin(url: str) -> Engine:
     return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
-# Outside the embedded default the keys must come from the environment (worker/runtime.py), and a
+# Outside the embedded default the keys must come from the environment (worker/ops/runtime.py), and a
 # registry refuses a fingerprint key but its own: every test, and every CLI or daemon it starts,
 # uses these. Tests of the generated keys and of the refusals unset or change them.
 TEST_SECRETS = {"PERMIT_FINGERPRINT_KEY": "test-key", "PERMIT_SESSION_SECRET": "test-session-secret-" + "0" * 40}

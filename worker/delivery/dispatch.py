@@ -1,10 +1,10 @@
 """The outbox dispatcher: claim due rows, check each is still right to send, send, record.
 
-Rows are claimed in batches (worker/claims.py: SKIP LOCKED on PostgreSQL, conditional UPDATEs on
+Rows are claimed in batches (worker/delivery/claims.py: SKIP LOCKED on PostgreSQL, conditional UPDATEs on
 SQLite), so two dispatchers never send the same row. A claim carries a lease: a row whose
 claimant died mid-send is claimed again once the lease runs out, and reconciled before any
 resend. Sending happens outside any transaction, on a bounded pool of sender threads
-(worker/sender_pool.py), so the database is never locked while a provider is slow; results are
+(worker/delivery/sender_pool.py), so the database is never locked while a provider is slow; results are
 recorded in batches, and only by the row's claimant.
 """
 

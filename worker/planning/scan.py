@@ -6,7 +6,7 @@ second scan, or a scan on another replica, enqueues nothing new.
 It costs O(due), not O(registry): every holder carries `next_due_on`, the next day a touch falls
 due (the scan keeps it; a write to a holder resets it to DUE_NOW), so a day's scan reads only the
 holders due that day: their ids in one index range, then their rows in id-ordered batches, with
-set-based writes (worker/bulk.py). The full path evaluates every holder the same way: after a
+set-based writes (worker/store/bulk.py). The full path evaluates every holder the same way: after a
 policy change (next_due_on was planned with the old one), or on demand. `naive=True` is the
 straightforward ORM scan, the benchmark's baseline (benchmarks/README.md).
 """

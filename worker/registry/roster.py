@@ -66,7 +66,7 @@ SPOOL_CHUNK = 1000
 # Row errors listed in full per file (CLI, API, web); the rest are counted by reason.
 MAX_LISTED_ERRORS = 100
 # The export escapes a cell that a spreadsheet would run as a formula with a leading apostrophe
-# (worker/web/export.py); an import takes it off again, so an export re-imports unchanged.
+# (worker/http/web/export.py); an import takes it off again, so an export re-imports unchanged.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Columns whose text may span lines (a quoted multi-line address is one spreadsheet row).
 _MULTILINE = frozenset({"address"})
