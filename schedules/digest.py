@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from schedules.deadlines import last_working_day_on_or_before
 from schedules.findings_text import finding_text
 from schedules.points import Finding
-from schedules.vocabulary import CHANNEL_LABELS, STAGE_LABELS, label
+from schedules.vocabulary import CHANNEL_LABELS, STAGE_LABELS, label, reason_label
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ZH, EN = 0, 1
@@ -188,7 +188,7 @@ def _failure_line(f: DigestFailure, lang: int) -> str:
     channel = label(CHANNEL_LABELS, f.channel, lang)
     what = (f"{stage}提醒（{_touch(f.touch_day, lang)}，{channel}）发送失败",
             f"{stage} reminder ({_touch(f.touch_day, lang)}, {channel}) failed")[lang]
-    reason = f" — {f.reason}" if f.reason else ""
+    reason = f" — {reason_label(f.reason, lang)}" if f.reason else ""
     return f"- {f.external_id}: {what}{reason}"
 
 

@@ -95,3 +95,36 @@ def test_the_digest_never_advises_a_grace_day_already_past() -> None:
     content = DigestContent("Acme", date(2027, 2, 13), [], [line], [], [], [])
     _, body = render_digest(content)
     assert "请在 2027-02-11" not in body and "宽限期内已无工作日" in body and "No working day is left" in body
+
+
+# -- status reasons: one table writes them and reads them back ------------------------------------
+def test_every_reason_written_is_read_back_as_its_code_and_shown_in_chinese() -> None:
+    from schedules.vocabulary import STATUS_REASONS, reason_code, reason_label, reason_text
+
+    detail = {"stage": "renew_in_person", "day": -10, "channel": "sms", "error": "HTTP 500", "status": "failed",
+              "code": "30006", "attempts": 6}
+    for code, template, zh in STATUS_REASONS:
+        fields = {k: v for k, v in detail.items() if "{" + k in template}
+        text = reason_text(code, **fields)
+        assert reason_code(text) is not None and reason_code(text)[0] == code, text  # type: ignore[index]
+        assert reason_label(text, "zh-CN").startswith(zh)
+        assert reason_label(text, "en") == text
+
+
+def test_the_opt_out_reason_is_chinese_on_the_chinese_pages() -> None:
+    from worker.http.web.i18n import status_reason
+
+    assert status_reason("zh-CN", "holder opted out of SMS") == "已退订短信"
+    assert status_reason("zh-CN", "carrier reported failed (30006)") == "运营商回执：无法送达（failed 30006）"
+    assert status_reason("zh-CN", "something a provider said") == "something a provider said"
+
+
+def test_no_reason_is_written_outside_the_table() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "worker"
+    literal = re.compile(r'(status_reason\s*=|release_note\(.*reason=|start_new_cycle\([^)]*,|cancel_pending\([^)]*,)\s*f?"')
+    offenders = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py")
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if literal.search(line) and "log." not in line]  # log fields are not reasons
+    assert offenders == []

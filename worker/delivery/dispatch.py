@@ -26,6 +26,7 @@ from notifiers.base import Message, Notifier, Reconciler, SendResult
 from schedules.messages import render_message
 from schedules.points import POINTS_RENEWAL
 from schedules.policy import Policy, SendWindow
+from schedules.vocabulary import reason_text
 from schedules.window import next_window_opening, window_closes
 from worker.delivery.claims import RenderStamp, claim_rows, release_unsent, stamp_rendered
 from worker.delivery.deliveries import Delivery, Prepared, RetryPolicy
@@ -207,22 +208,22 @@ class Dispatcher:
 
     def _stale_reason(self, note: Notification, holder: Holder, today: date) -> str | None:
         if note.cycle_expires_on != holder.expires_on:
-            return "cycle ended: permit renewed or expiry corrected"
+            return reason_text("cycle_ended")
         evaluation = evaluate_holder(holder, today, self.policy)
         if evaluation.stage != note.stage:
-            return f"stage left: holder is now {evaluation.stage}"
+            return reason_text("stage_left", stage=evaluation.stage)
         if evaluation.due_touch is not None and evaluation.due_touch.day > note.touch_day:
-            return f"superseded by {evaluation.due_touch.stage} {evaluation.due_touch.day:+d}"
+            return reason_text("superseded", stage=evaluation.due_touch.stage, day=evaluation.due_touch.day)
         return self._contact_gone(note, holder)
 
     @staticmethod
     def _contact_gone(note: Notification, holder: Holder) -> str | None:
         if note.channel == "sms" and holder.phone and holder.sms_opted_out_at is not None:
-            return "holder opted out of SMS"
+            return reason_text("opted_out")
         reachable = (reachable_by_sms(holder.phone, holder.sms_opted_out_at) if note.channel == "sms"
                      else bool(holder.email))
         if not reachable:
-            return f"no {note.channel} contact on file any more"
+            return reason_text("no_contact", channel=note.channel)
         return None
 
     def _message(self, note: Notification, holder: Holder, today: date,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import Receipt, Reply
 from schedules.replies import OPT_OUT, RENEWED, classify_reply
+from schedules.vocabulary import reason_text
 from worker.delivery.fallback import fall_back
 from worker.delivery.hr_events import record_hr_event
 from worker.planning.outbox import POINTS_STAGE as POINTS_RENEWAL
@@ -65,13 +66,15 @@ def apply_receipt(session: Session, receipt: Receipt, now: datetime, *, max_atte
     holder = session.get(Holder, note.holder_id)
     if receipt.permanent or note.attempts >= max_attempts:
         note.status = NoteStatus.FAILED
-        note.status_reason = (f"carrier reported {status} ({error_code})" if receipt.permanent
-                              else f"gave up after {note.attempts} attempts: carrier reported {status} ({error_code})")
+        note.status_reason = (reason_text("carrier_failed", status=status, code=error_code) if receipt.permanent
+                              else reason_text("gave_up_carrier", attempts=note.attempts, status=status,
+                                               code=error_code))
         if holder is not None:
             fall_back(session, note, holder, f"carrier {status} {error_code}", now)
         return "failed"
     # Not delivered for a reason that may pass (handset off, queue overflow): one more try later.
-    note.status, note.status_reason = NoteStatus.PENDING, f"carrier reported {status} ({error_code}); retrying"
+    note.status = NoteStatus.PENDING
+    note.status_reason = reason_text("carrier_retrying", status=status, code=error_code)
     note.next_attempt_at = now + retry_after
     return "retry"
 
@@ -148,7 +151,7 @@ def apply_reply(session: Session, reply: Reply, now: datetime) -> str:
         elif kind == RENEWED and _was_reminded_this_cycle(session, holder):
             new_expiry = _one_year_later(holder.expires_on)
             old_expiry = holder.expires_on
-            start_new_cycle(session, holder, new_expiry, "holder replied that the permit was renewed")
+            start_new_cycle(session, holder, new_expiry, reason_text("renewal_reported"))
             record_hr_event(session, holder.team_id, holder.id, "renewal_reported",
                             f"{holder.external_id}: expiry {old_expiry} -> {new_expiry} (holder's word)")
         else:

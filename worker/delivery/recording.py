@@ -22,6 +22,7 @@ from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import SendResult, SendStatus
+from schedules.vocabulary import reason_text
 from worker.delivery.claims import lock_own
 from worker.delivery.deliveries import Delivery, RetryPolicy
 from worker.delivery.fallback import fall_back
@@ -162,20 +163,22 @@ class Recorder:
         # SENT never gets here: _finish_sent records it set-based. `error` is result.error, masked.
         holder = session.get(Holder, note.holder_id)
         if result.status is SendStatus.PERMANENT:
-            release_note(note, status=NoteStatus.FAILED, reason=_clip(f"permanent: {error}"))
+            release_note(note, status=NoteStatus.FAILED, reason=_clip(reason_text("permanent", error=error)))
             if holder is not None:
                 fall_back(session, note, holder, f"permanent failure: {result.error_code or error}", now)
             return Outcome.FAILED
         if note.attempts >= self.retry.max_attempts:
             return self.give_up(session, note, holder, error, now)
         delay = self.retry.delay(note.attempts, result.retry_after_seconds, self.rng)
-        release_note(note, status=NoteStatus.PENDING, reason=_clip(f"retrying ({result.status.value}): {error}"),
-                      next_attempt_at=now + timedelta(seconds=delay))
+        reason = reason_text("retrying", status=result.status.value, error=error)
+        release_note(note, status=NoteStatus.PENDING, reason=_clip(reason),
+                     next_attempt_at=now + timedelta(seconds=delay))
         return Outcome.RETRY
 
     def give_up(self, session: Session, note: Notification, holder: Holder | None, error: str | None,
                  now: datetime) -> str:
-        release_note(note, status=NoteStatus.FAILED, reason=_clip(f"gave up after {note.attempts} attempts: {error}"))
+        reason = reason_text("gave_up", attempts=note.attempts, error=error)
+        release_note(note, status=NoteStatus.FAILED, reason=_clip(reason))
         if holder is not None:
             fall_back(session, note, holder, f"gave up after {note.attempts} attempts", now)
         return Outcome.FAILED

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from schedules.policy import Policy
 from schedules.stages import HolderFacts, Touch, evaluate, next_touch_on
+from schedules.vocabulary import reason_text
 from worker.planning.evaluation import evaluate_holder, facts_from, facts_of, holder_zone, reachable_by_sms
 from worker.store.bulk import any_of, insert_many, table_of
 from worker.store.models import Holder, Notification, Team, utcnow
@@ -127,7 +128,8 @@ def supersede_older(session: Session, holder_id: int, keep: tuple[date, str, int
             ~((Notification.cycle_expires_on == cycle) & (Notification.stage == stage)
               & (Notification.touch_day == day)),
         )
-        .values(status=NoteStatus.CANCELLED, status_reason=f"superseded by {stage} {day:+d}", updated_at=utcnow())
+        .values(status=NoteStatus.CANCELLED, status_reason=reason_text("superseded", stage=stage, day=day),
+                updated_at=utcnow())
     )
 
 
@@ -275,7 +277,7 @@ def enqueue_many(session: Session, candidates: list[Candidate], dry_run: bool = 
         for i in range(0, len(stale), _IN_CHUNK):
             session.execute(update(Notification).where(
                 Notification.status == NoteStatus.PENDING, any_of(session, Notification.id, stale[i:i + _IN_CHUNK]))
-                .values(status=NoteStatus.CANCELLED, status_reason=f"superseded by {stage} {day:+d}",
+                .values(status=NoteStatus.CANCELLED, status_reason=reason_text("superseded", stage=stage, day=day),
                         updated_at=utcnow())
                 .execution_options(synchronize_session=False))
     return [e for _, e in mine]

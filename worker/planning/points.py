@@ -36,6 +36,7 @@ from schedules.points import (
 )
 from schedules.policy import Policy
 from schedules.stages import channel_for
+from schedules.vocabulary import reason_text
 from worker.planning.evaluation import facts_from
 from worker.planning.outbox import Candidate, EnqueuedTouch, enqueue_many, outbox_row
 from worker.store.bulk import any_of
@@ -146,13 +147,13 @@ def points_check(session: Session, holder: Holder, cycle: date, touch_day: int, 
     """For a points touch about to go out: why it is stale (or None), and the finding codes the
     holder can act on, which the message names."""
     if holder.points_valid_until != cycle:
-        return "points validity changed since this reminder was enqueued", ()
+        return reason_text("points_changed"), ()
     touch = points_touch_due(points_facts(session, holder), today, policy or default_points_policy())
     if touch is None or touch.day != touch_day:
-        return "points reminder no longer due", ()
+        return reason_text("points_not_due"), ()
     codes = tuple(dict.fromkeys(f.code for f in touch.holder_findings))
     if not codes:
-        return "no points risk the holder can act on any more", ()
+        return reason_text("points_no_risk"), ()
     return None, codes
 
 

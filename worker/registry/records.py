@@ -15,6 +15,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schedules.accumulation import accumulation_after_renewal, held_since
+from schedules.vocabulary import reason_text
 from worker.store.db import rows_changed, unit_of_work
 from worker.store.maintenance import checkpoint_after_erasure
 from worker.store.models import DUE_NOW, Holder, Notification, Team, utcnow
@@ -118,7 +119,7 @@ def confirm_renewal(session: Session, team: Team, external_id: str, new_expires_
             f"--expires-on {new_expires_on} must be after the current expiry {holder.expires_on} "
             "(an endorsement extends the permit)"
         )
-    start_new_cycle(session, holder, new_expires_on, "renewal confirmed")
+    start_new_cycle(session, holder, new_expires_on, reason_text("renewal_confirmed"))
     return holder
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from schedules.vocabulary import reason_text
 from worker.planning.events import Event, HolderRegistered, HolderUpdated, RenewalConfirmed
 from worker.registry.fingerprint import fingerprint, fingerprint_key
 from worker.registry.records import cancel_pending, start_new_cycle
@@ -228,13 +229,13 @@ def _update(session: Session, holder: Holder, row: RosterRow, address_fp: str | 
     summary.updated.append(row.external_id)
     summary.events.append(HolderUpdated(holder.id, holder.changed_fields - before))
     if renewed:
-        start_new_cycle(session, holder, row.expires_on, "renewed (roster import)")
+        start_new_cycle(session, holder, row.expires_on, reason_text("renewed_by_roster"))
         summary.renewed.append(row.external_id)
         summary.events.append(RenewalConfirmed(holder.id))
     elif row.expires_on != holder.expires_on:  # a correction, on purpose: the old cycle's touches are wrong
         holder.expires_on = row.expires_on
         session.flush()
-        cancel_pending(session, holder.id, "expiry corrected (roster import)", keep_cycle=row.expires_on)
+        cancel_pending(session, holder.id, reason_text("expiry_corrected"), keep_cycle=row.expires_on)
     # After a renewal the new cycle starts with nothing changed, so nothing is lost.
     lost = tuple(f for f in TRACKED if f in holder.changed_fields and f not in before)
     summary.changes.append(RowChange(row.row, row.external_id, holder.name, tuple(changes), renewed, lost))

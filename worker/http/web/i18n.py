@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schedules.vocabulary import AUTO_RENEWAL_LABELS, DEADLINE_LABELS, REASON_LABELS, STAGE_LABELS
+from schedules.vocabulary import AUTO_RENEWAL_LABELS, DEADLINE_LABELS, REASON_LABELS, STAGE_LABELS, reason_label
 from worker.registry.roster import CHINESE_HEADERS
 
 LANGS = ("zh-CN", "en")
@@ -162,14 +162,6 @@ _ROSTER_ZH: list[tuple[re.Pattern[str], str]] = [(re.compile(p), zh) for p, zh i
     (r"after the contract's end", "晚于劳动合同到期日"),
 )]
 
-# Why a reminder was cancelled or failed (worker.registry.records, outbox, dispatch, inbound), by prefix;
-# the rest of the text (a provider's error) is shown as it came.
-_STATUS_ZH: tuple[tuple[str, str], ...] = (
-    ("renewal confirmed", "已确认签注"), ("renewed (roster import)", "花名册显示已续签"),
-    ("expiry corrected (roster import)", "有效期已更正"), ("superseded by", "已被新的提醒取代"),
-    ("permanent:", "无法送达："), ("gave up after", "多次重试失败"), ("carrier reported", "运营商回执"),
-    ("opted out of SMS", "已退订短信"),
-)
 DEADLINES: dict[str, tuple[str, str]] = DEADLINE_LABELS
 
 
@@ -196,13 +188,8 @@ def column_label(lang: str, column: str) -> str:
 
 
 def status_reason(lang: str, reason: str | None) -> str:
-    if not reason or lang == "en":
-        return reason or ""
-    for prefix, zh in _STATUS_ZH:
-        if reason.startswith(prefix):
-            rest = reason[len(prefix):].strip(" :")
-            return f"{zh}（{rest}）" if rest and prefix in ("permanent:", "carrier reported") else zh
-    return reason
+    """A stored reason in HR's words (schedules/vocabulary.py: the table that also wrote it)."""
+    return reason_label(reason, lang)
 
 
 def roster_error(lang: str, reason: str) -> str:
