@@ -12,9 +12,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from schedules.policy import default_policy
+from worker.registry import records as registry
+from worker.registry import service
+from worker.registry.roster import parse_roster
+from worker.registry.service import UnitOfWork
+from worker.store.db import unit_of_work
 
 # Subprocesses (the installed CLI, daemons): seconds each; `make test-fast` leaves them out.
 pytestmark = pytest.mark.slow
+
 
 ENTRY = Path(sys.executable).with_name("permit-worker")
 CMD = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "worker.cli"]
@@ -54,13 +63,28 @@ def run(tmp_path: Path, db_url: str) -> Run:
 
 
 @pytest.fixture
-def ready(run: Run, tmp_path: Path) -> Path:
-    run("db", "upgrade")
-    run("teams", "create", "acme", "--name", "Acme 上海", "--hr-email", "hr@acme.example")
+def ready(run: Run, tmp_path: Path, factory: sessionmaker[Session]) -> Path:
+    """A team with the good roster imported. The registry is migrated already (a copy of the
+    template), and the team and roster are set up in-process through the same use cases as
+    `teams create` and `holders import`, so the CLI processes are spent on what each test checks
+    (test_the_cli_sets_up_a_team_from_nothing runs those commands themselves)."""
+    with unit_of_work(factory) as session:
+        registry.create_team(session, "acme", "Acme 上海", "hr@acme.example")
     roster = tmp_path / "roster.csv"
     roster.write_text(GOOD_CSV, encoding="utf-8")
-    run("holders", "import", str(roster), "--team", "acme")
+    with UnitOfWork(factory, default_policy(), ZoneInfo("Asia/Shanghai")) as uow:
+        service.import_rows(uow, service.team_of(uow, "acme"), parse_roster(GOOD_CSV.encode()), "test-key")
+        uow.commit()
     return roster
+
+
+def test_the_cli_sets_up_a_team_from_nothing(run: Run, tmp_path: Path) -> None:
+    assert "up to date" in run("db", "upgrade").stdout
+    created = run("teams", "create", "acme", "--name", "Acme 上海", "--hr-email", "hr@acme.example").stdout
+    assert "created team acme" in created and "pwt_" in created
+    roster = tmp_path / "roster.csv"
+    roster.write_text(GOOD_CSV, encoding="utf-8")
+    assert "imported 3 holders into acme: 3 new" in run("holders", "import", str(roster), "--team", "acme").stdout
 
 
 def json_lines(text: str) -> list[dict]:
