@@ -28,6 +28,7 @@ from worker.store.statuses import NoteStatus
 
 log = structlog.get_logger("worker.inbound")
 
+
 def seen_before(session: Session, provider: str, kind: str, message_id: str, status: str = "") -> bool:
     """Record a provider message as acted on; True when it was already (a retry or a replay).
 
