@@ -27,9 +27,28 @@ class NotifierConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class SmsTemplate:
+    """The approved SMS template a message was rendered from (schedules/sms_templates.py).
+
+    Providers that send by template (Aliyun, Tencent) send `ids[their name]` with `params`; the
+    others send the message's `body`, which is the same approved text filled in, so a console
+    preview is exactly what the holder reads.
+    """
+
+    kind: str  # e.g. "renew_in_person.closed": which approved template
+    ids: Mapping[str, str]  # provider name -> its template code / id ("SMS_123456789", "1234567")
+    params: tuple[tuple[str, str], ...]  # (name, value) in the template's order (Tencent's is positional)
+    text: str = ""  # the approved text, with ${name} parameters, without the signature
+
+    @property
+    def param_map(self) -> dict[str, str]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
 class Message:
-    channel: str  # "sms" or "email"
-    to: str  # E.164 phone or email address
+    channel: str  # "sms", "email", "wecom" (a WeCom member) or "wecom_group" (a group robot)
+    to: str  # E.164 phone, email address, WeCom userid, or a group robot's webhook URL
     body: str
     subject: str | None = None
     locale: str = "zh-CN"
@@ -39,6 +58,8 @@ class Message:
     # adapters that can, tell the provider to drop it instead of delivering it late.
     valid_until: datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # SMS only: the approved template `body` was rendered from (None for email and WeCom).
+    template: SmsTemplate | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,9 @@ class SendResult:
     error: str | None = None
     retry_after_seconds: float | None = None
     error_code: str | None = None  # the provider's own code, e.g. Twilio's "21211"
+    # PERMANENT because the person unsubscribed (Twilio 21610, Tencent PhoneNumberInBlacklist):
+    # the core records the opt-out, so no SMS is planned for them again, and falls back.
+    opted_out: bool = False
 
     @classmethod
     def sent(cls, provider_message_id: str | None = None) -> SendResult:
@@ -62,13 +86,20 @@ class SendResult:
         return cls(SendStatus.PERMANENT, error=error, error_code=error_code)
 
     @classmethod
+    def unsubscribed(cls, error: str, error_code: str | None = None) -> SendResult:
+        return cls(SendStatus.PERMANENT, error=error, error_code=error_code, opted_out=True)
+
+    @classmethod
     def ambiguous(cls, error: str) -> SendResult:
         return cls(SendStatus.AMBIGUOUS, error=error)
 
 
 @runtime_checkable
 class Notifier(Protocol):
-    """One delivery adapter. `channels` lists what it can carry ("sms", "email")."""
+    """One delivery adapter. `channels` lists what it can carry ("sms", "email", "wecom").
+
+    An SMS adapter that sends under a filed signature (签名) also has `sign_name`: the rendered
+    body then starts with 【sign_name】, exactly as the provider will prepend it."""
 
     name: str
     channels: frozenset[str]

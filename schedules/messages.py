@@ -1,7 +1,8 @@
 """Reminder texts: render a stage touch as an SMS or an email, in zh-CN (default) or English.
 
-The words live in templates/<locale>.yaml (package data) so they can be corrected without code
-changes; this module only computes the fields (dates, counts, materials, reasons, the last
+Emails' words live in templates/<locale>.yaml, SMS texts are the approved templates of
+sms_templates.yaml (package data, or the operator's own file), so both can be corrected without
+code changes; this module only computes the fields (dates, counts, materials, reasons, the last
 working days, the accumulated figure, points findings) and fills them in with str.format_map.
 Nothing here reads a clock: the caller passes `today`.
 
@@ -20,6 +21,7 @@ from typing import Any
 from schedules.deadlines import calendar_is_official, last_working_day_on_or_before
 from schedules.findings_text import holder_findings_text, holder_phrases
 from schedules.points import POINTS_RENEWAL
+from schedules.sms_templates import KINDS, ApprovedTemplate, TemplateSet, load_sms_templates
 from schedules.stages import ACCUMULATION_RESET, EXPIRED_GRACE, RENEW_IN_PERSON
 from schedules.texts import (
     DEFAULT_LOCALE,
@@ -78,6 +80,10 @@ class RenderedMessage:
     subject: str | None  # None for sms
     body: str
     segments: int  # SMS segments; 0 for email
+    # SMS: the approved template the body is, and its filled parameters, for providers that send
+    # by template id (Aliyun, Tencent). None for email and WeCom.
+    template: ApprovedTemplate | None = None
+    params: tuple[tuple[str, str], ...] = ()
 
 
 def _reason_phrases(codes: tuple[str, ...], phrases: dict[str, str]) -> list[str]:
@@ -193,6 +199,28 @@ def _fields(ctx: MessageContext, t: dict[str, Any], locale: str) -> dict[str, An
     return fields
 
 
+def _closed(ctx: MessageContext) -> bool:
+    """The last working day the stage's remedy needs has passed (a weekend or holiday, or a
+    message rendered late): the message must say what still helps, never a day already gone.
+    renew_in_person then points at the grace period, expired_grace at the last day before the
+    lapse, and accumulation_reset says the permit lapses."""
+    closes = {RENEW_IN_PERSON: 0, EXPIRED_GRACE: 1, ACCUMULATION_RESET: 2}.get(ctx.stage)
+    return closes is not None and ctx.today > _last_days(ctx)[closes]
+
+
+def sms_kind(ctx: MessageContext) -> str:
+    """Which approved SMS template a touch is (schedules/sms_templates.py, KINDS): the stage, its
+    closed or not-eligible variant, and whether it names the accumulated years."""
+    kind = ctx.stage
+    if _closed(ctx) and f"{kind}.closed" in KINDS:
+        kind = f"{kind}.closed"
+    elif ctx.eligibility_reasons and f"{kind}.reasons" in KINDS:
+        kind = f"{kind}.reasons"
+    if _accumulated_known(ctx) and f"{kind}.accumulated" in KINDS:
+        kind = f"{kind}.accumulated"
+    return kind
+
+
 def _spec(ctx: MessageContext, t: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] | None = t["stages"].get(ctx.stage)
     if spec is None:
@@ -200,38 +228,54 @@ def _spec(ctx: MessageContext, t: dict[str, Any]) -> dict[str, Any]:
     if ctx.eligibility_reasons:
         # Known not eligible for auto-renewal: the stage's in-person wording, with the reasons.
         spec = {**spec, **(spec.get("when_reasons") or {})}
-    # The last working day the stage's remedy needs has passed (a weekend or holiday, or a
-    # message rendered late): say what still helps, never a day already gone. renew_in_person
-    # then points at the grace period, expired_grace at the last day before the lapse, and
-    # accumulation_reset says the permit lapses.
-    closes = {RENEW_IN_PERSON: 0, EXPIRED_GRACE: 1, ACCUMULATION_RESET: 2}.get(ctx.stage)
-    if closes is not None and ctx.today > _last_days(ctx)[closes]:
+    if _closed(ctx):  # say what still helps, never a day already gone
         spec = {**spec, **(spec.get("when_closed") or {})}
     return spec
 
 
 def _years_phrases(spec: dict[str, Any], fields: dict[str, Any], known: bool) -> dict[str, str]:
     # What happens to the accumulated years, with the figure when it is known (overdue stages).
-    out = {}
-    for key in ("years", "years_email"):
-        forms = spec.get(key) or {}
-        phrase = forms.get("known" if known else "unknown", "")
-        out[key] = str(phrase).format_map(fields)
-    return out
+    # (SMS templates are fixed texts: their `.accumulated` kinds say it in words.)
+    forms = spec.get("years_email") or {}
+    return {"years_email": str(forms.get("known" if known else "unknown", "")).format_map(fields)}
 
 
-def render_message(channel: str, locale: str | None, ctx: MessageContext) -> RenderedMessage:
-    """Render one touch. Unknown stage or channel is a caller bug: ValueError."""
+def message_fields(ctx: MessageContext, locale: str | None) -> dict[str, Any]:
+    """Every field a template may use, as text: what SMS parameters are filled from."""
+    loc = normalize_locale(locale)
+    t = templates(loc)
+    return _fields(ctx, t, loc)
+
+
+def render_sms(locale: str | None, ctx: MessageContext, sms_templates: TemplateSet | None = None,
+               sign_name: str | None = None, provider: str | None = None) -> RenderedMessage:
+    """The touch as its approved SMS template, filled in, after the signature: 【sign_name】 when
+    the provider signs (Aliyun, Tencent), else the file's prefix for the locale. With a template
+    provider, only a template filed with it is used (TemplateSet.get)."""
+    loc = normalize_locale(locale)
+    tset = sms_templates or load_sms_templates()
+    template = tset.get(sms_kind(ctx), loc, provider)
+    text, params = template.fill(message_fields(ctx, template.locale))
+    body = tset.prefix(template.locale, sign_name) + text.strip()
+    return RenderedMessage(None, body, sms_segments(body), template, params)
+
+
+def render_message(channel: str, locale: str | None, ctx: MessageContext, *, sms_templates: TemplateSet | None = None,
+                   sign_name: str | None = None, provider: str | None = None) -> RenderedMessage:
+    """Render one touch. Unknown stage or channel is a caller bug: ValueError.
+
+    SMS comes from the approved templates (render_sms); email from templates/<locale>.yaml."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
+    if ctx.stage not in MESSAGE_KINDS:
+        raise ValueError(f"unknown stage {ctx.stage!r}; expected one of {MESSAGE_KINDS}")
+    if channel == "sms":
+        return render_sms(locale, ctx, sms_templates, sign_name, provider)
     loc = normalize_locale(locale)
     t = templates(loc)
     spec = _spec(ctx, t)
     fields = _fields(ctx, t, loc)
     fields.update(_years_phrases(spec, fields, _accumulated_known(ctx)))
-    if channel == "sms":
-        body = str(spec["sms"]).format_map(fields).strip()
-        return RenderedMessage(None, body, sms_segments(body))
     subject = str(spec["email_subject"]).format_map(fields).strip()
     # Empty optional paragraphs must not leave gaps of blank lines behind.
     body = re.sub(r"\n{3,}", "\n\n", str(spec["email_body"]).format_map(fields)).strip() + "\n"

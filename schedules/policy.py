@@ -23,6 +23,10 @@ DEFAULT_POLICY = "shanghai_residence_permit"
 # Far enough either side of expiry to cover every window edge a sensible policy would use.
 _CHECK_RANGE = range(-800, 801)
 
+# Every channel a holder can be reached on, in the default order of preference; a policy or a
+# team lists the ones it uses, in its own order.
+CHANNELS: tuple[str, ...] = ("wecom", "sms", "email")
+
 
 class PolicyError(ValueError):
     """The policy file is malformed or inconsistent."""
@@ -195,8 +199,8 @@ def _validate(policy: Policy) -> None:
             raise PolicyError(f"working_day_touch names unknown stage {extra.stage!r}")
         if extra.working_days_before < 1:
             raise PolicyError("working_day_touch working_days_before must be 1 or more")
-    if not policy.channels or set(policy.channels) - {"sms", "email"}:
-        raise PolicyError("channels must be a non-empty list of sms and email")
+    if not policy.channels or set(policy.channels) - set(CHANNELS):
+        raise PolicyError(f"channels must be a non-empty list of {', '.join(CHANNELS)}")
 
 
 def policy_from_mapping(raw: dict[str, Any]) -> Policy:

@@ -45,6 +45,9 @@ class HolderFacts:
     changed_since_endorsement: frozenset[str] = field(default_factory=frozenset)
     has_phone: bool = True
     has_email: bool = False
+    has_wecom: bool = False
+    # The team's channel order (teams update --channels); empty: the policy's.
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,22 @@ def latest_due_touch(stage: str, expires_on: date, today: date, policy: Policy) 
     return Touch(stage, day, expires_on + timedelta(days=day))
 
 
-def channel_for(facts: HolderFacts, policy: Policy) -> str | None:
-    available = {"sms": facts.has_phone, "email": facts.has_email}
-    for channel in policy.channels:
+def reachable_on(facts: HolderFacts) -> dict[str, bool]:
+    return {"wecom": facts.has_wecom, "sms": facts.has_phone, "email": facts.has_email}
+
+
+def channel_order(facts: HolderFacts, policy: Policy) -> tuple[str, ...]:
+    return facts.channels or policy.channels
+
+
+def channel_for(facts: HolderFacts, policy: Policy, after: str | None = None) -> str | None:
+    """The first channel in the team's order (else the policy's) the holder has a contact for;
+    with `after`, the first one after that channel (the fallback when it gave up)."""
+    order = channel_order(facts, policy)
+    if after is not None:
+        order = order[order.index(after) + 1:] if after in order else ()
+    available = reachable_on(facts)
+    for channel in order:
         if available.get(channel):
             return channel
     return None

@@ -20,7 +20,7 @@ from schedules.stages import STAGES
 SUPPORTED_LOCALES: tuple[str, ...] = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
 MESSAGE_KINDS: tuple[str, ...] = (*STAGES, POINTS_RENEWAL)
-_STAGE_KEYS = ("sms", "email_subject", "email_body")
+_STAGE_KEYS = ("email_subject", "email_body")  # SMS: sms_templates.yaml
 
 # GSM 03.38: the basic table costs one septet a character, the extension table two (escape + char).
 _GSM_BASIC = frozenset(

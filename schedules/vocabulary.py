@@ -61,7 +61,7 @@ DEADLINE_LABELS: dict[str, Pair] = {
     "reset_ends_on": ("失效前最后一天", "last day before the permit lapses"),
 }
 
-CHANNEL_LABELS: dict[str, Pair] = {"sms": ("短信", "SMS"), "email": ("邮件", "email")}
+CHANNEL_LABELS: dict[str, Pair] = {"sms": ("短信", "SMS"), "email": ("邮件", "email"), "wecom": ("企业微信", "WeCom")}
 
 
 def label(table: dict[str, Pair], code: str, lang: int | str = ZH) -> str:
@@ -86,6 +86,7 @@ STATUS_REASONS: tuple[tuple[str, str, str], ...] = (
     ("superseded", "superseded by {stage} {day:+d}", "已被新的提醒取代"),
     ("opted_out", "holder opted out of SMS", "已退订短信"),
     ("no_contact", "no {channel} contact on file any more", "已无可用的联系方式"),
+    ("no_backend", "no {channel} backend is configured on this worker", "未配置该发送渠道"),
     ("points_changed", "points validity changed since this reminder was enqueued", "积分有效期已变化"),
     ("points_not_due", "points reminder no longer due", "积分提醒已不需要"),
     ("points_no_risk", "no points risk the holder can act on any more", "已无需本人处理的积分风险"),

@@ -49,10 +49,11 @@ def test_the_public_constants_follow_the_contract() -> None:
         # issue 6's import columns
         "accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
         "labor_contract_starts_on",  # added last, so earlier columns keep their positions
+        "wecom_userid",  # issue 12: appended after the existing columns
     )
     assert list(CHINESE_HEADERS) == ["工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址",
                                      "用人单位", "语言", "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日",
-                                     "劳动合同起始日"]
+                                     "劳动合同起始日", "企业微信账号"]
     assert list(CHINESE_HEADERS.values()) == list(CANONICAL_COLUMNS)
     assert HOUSING_TYPES == ("own", "relative", "rental", "dormitory")
     assert str(RowError(3, "phone", "required")) == "row 3: phone: required"

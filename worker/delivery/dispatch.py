@@ -23,9 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import Message, Notifier, Reconciler, SendResult
-from schedules.messages import render_message
+from notifiers.base import SmsTemplate
+from schedules.messages import normalize_locale, render_message
 from schedules.points import POINTS_RENEWAL
 from schedules.policy import Policy, SendWindow
+from schedules.sms_templates import TemplateSet, load_sms_templates
 from schedules.vocabulary import reason_text
 from schedules.window import next_window_opening, window_closes
 from worker.delivery.claims import RenderStamp, claim_rows, release_unsent, stamp_rendered
@@ -34,7 +36,7 @@ from worker.delivery.fallback import fall_back
 from worker.delivery.ratelimit import RateLimits
 from worker.delivery.recording import Recorder, last_ambiguous_attempts, release_note
 from worker.delivery.sender_pool import run_batch
-from worker.planning.evaluation import evaluate_holder, holder_zone, message_context, reachable_by_sms
+from worker.planning.evaluation import contact_for, evaluate_holder, holder_zone, message_context
 from worker.planning.points import points_check
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, Notification, utcnow
@@ -66,6 +68,7 @@ class Dispatcher:
         rng: random.Random | None = None,
         rate_limits: RateLimits | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
+        sms_templates: TemplateSet | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -80,7 +83,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.rate_limits = rate_limits or RateLimits({})
         self.concurrency = concurrency
-        self.recorder = Recorder(factory, self.worker_id, self.retry, self.rng)
+        self.sms_templates = sms_templates or load_sms_templates()
+        self.recorder = Recorder(factory, self.worker_id, self.retry, self.rng, policy)
         self.finish = self.recorder.finish  # the sender pool's third step
 
     # -- claiming -------------------------------------------------------------------------
@@ -189,9 +193,16 @@ class Dispatcher:
         if stale:
             release_note(note, status=NoteStatus.CANCELLED, reason=stale)
             if note.channel == "sms" and holder.sms_opted_out_at is not None:
-                fall_back(session, note, holder, "opted out of SMS", now)
+                fall_back(session, note, holder, "opted out of SMS", now, self.policy)
             log.info("dispatch.cancelled", notification_id=note.id, reason=stale)
             return Outcome.CANCELLED
+        if note.channel not in self.notifiers:
+            # A team's order names a channel this worker has no backend for (e.g. wecom without
+            # PERMIT_WECOM_*): retrying cannot help, the next channel can.
+            release_note(note, status=NoteStatus.FAILED, reason=reason_text("no_backend", channel=note.channel))
+            fall_back(session, note, holder, f"no {note.channel} backend", now, self.policy)
+            log.warning("dispatch.no_backend", notification_id=note.id, channel=note.channel)
+            return Outcome.FAILED
         opening = next_window_opening(now, self.window, zone)
         if opening > now:
             # Quiet hours: wait for the window without spending an attempt.
@@ -220,26 +231,43 @@ class Dispatcher:
     def _contact_gone(note: Notification, holder: Holder) -> str | None:
         if note.channel == "sms" and holder.phone and holder.sms_opted_out_at is not None:
             return reason_text("opted_out")
-        reachable = (reachable_by_sms(holder.phone, holder.sms_opted_out_at) if note.channel == "sms"
-                     else bool(holder.email))
-        if not reachable:
+        if contact_for(holder, note.channel) is None:
             return reason_text("no_contact", channel=note.channel)
         return None
 
     def _message(self, note: Notification, holder: Holder, today: date,
                  valid_until: datetime | None, findings: tuple[str, ...] = ()) -> tuple[Message, int]:
         ctx = message_context(holder, note.stage, note.touch_day, today, self.policy, findings)
-        rendered = render_message(note.channel, holder.locale, ctx)
+        template: SmsTemplate | None = None
+        if note.channel == "wecom":
+            # A textcard: the email's subject as its title (it names the date that matters), the
+            # SMS text as its description (what to do, by when), in the holder's locale.
+            email = render_message("email", holder.locale, ctx)
+            sms = render_message("sms", holder.locale, ctx, sms_templates=self.sms_templates)
+            subject, body, segments = email.subject, sms.body.removeprefix(self._plain_prefix(holder.locale)), 0
+        else:
+            sender = self.notifiers.get(note.channel)
+            rendered = render_message(note.channel, holder.locale, ctx, sms_templates=self.sms_templates,
+                                      sign_name=getattr(sender, "sign_name", None),
+                                      provider=sender.name if sender is not None else None)
+            subject, body, segments = rendered.subject, rendered.body, rendered.segments
+            if rendered.template is not None:
+                template = SmsTemplate(rendered.template.kind, dict(rendered.template.ids), rendered.params,
+                                       rendered.template.text)
         message = Message(
             channel=note.channel,
-            to=holder.phone if note.channel == "sms" else holder.email,  # type: ignore[arg-type]
-            body=rendered.body,
-            subject=rendered.subject,
+            to=contact_for(holder, note.channel) or "",
+            body=body,
+            subject=subject,
             locale=holder.locale,
             idempotency_key=note.key,
             valid_until=valid_until,
+            template=template,
         )
-        return message, rendered.segments
+        return message, segments
+
+    def _plain_prefix(self, locale: str | None) -> str:
+        return self.sms_templates.prefix(normalize_locale(locale))
 
     # -- sending (on a sender thread; touches no database) -----------------------------------
     def deliver(self, prepared: Prepared) -> Delivery:

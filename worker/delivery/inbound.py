@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import Receipt, Reply
+from schedules.policy import Policy
 from schedules.replies import OPT_OUT, RENEWED, classify_reply
 from schedules.vocabulary import reason_text
-from worker.delivery.fallback import fall_back
+from worker.delivery.fallback import fall_back, record_opt_out
 from worker.delivery.hr_events import record_hr_event
 from worker.planning.outbox import POINTS_STAGE as POINTS_RENEWAL
 from worker.planning.outbox import insert_dialect
@@ -40,7 +41,7 @@ def seen_before(session: Session, provider: str, kind: str, message_id: str, sta
 
 
 def apply_receipt(session: Session, receipt: Receipt, now: datetime, *, max_attempts: int = 6,
-                  retry_after: timedelta = timedelta(minutes=10)) -> str:
+                  retry_after: timedelta = timedelta(minutes=10), policy: Policy | None = None) -> str:
     """Record a delivery receipt; a permanent carrier failure falls back to email or HR.
 
     Idempotent: the same (message id, status) twice changes nothing, and only a receipt for the
@@ -71,7 +72,7 @@ def apply_receipt(session: Session, receipt: Receipt, now: datetime, *, max_atte
                               else reason_text("gave_up_carrier", attempts=note.attempts, status=status,
                                                code=error_code))
         if holder is not None:
-            fall_back(session, note, holder, f"carrier {status} {error_code}", now)
+            fall_back(session, note, holder, f"carrier {status} {error_code}", now, policy)
         return "failed"
     # Not delivered for a reason that may pass (handset off, queue overflow): one more try later.
     note.status = NoteStatus.PENDING
@@ -144,11 +145,7 @@ def apply_reply(session: Session, reply: Reply, now: datetime) -> str:
         return "dropped"
     for holder in targets:
         if kind == OPT_OUT:
-            if holder.sms_opted_out_at is None:
-                holder.sms_opted_out_at = now
-                holder.next_due_on = DUE_NOW  # the channel changed: re-evaluate at the next scan
-                record_hr_event(session, holder.team_id, holder.id, "opted_out",
-                                f"{holder.external_id}: replied {text[:20]!r}")
+            record_opt_out(session, holder, now, f"replied {text[:20]!r}")
         elif kind == RENEWED and _was_reminded_this_cycle(session, holder):
             new_expiry = _one_year_later(holder.expires_on)
             old_expiry = holder.expires_on
@@ -166,14 +163,15 @@ class Inbox:
     applied in its own transaction."""
 
     def __init__(self, factory: sessionmaker[Session], max_attempts: int,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, policy: Policy | None = None) -> None:
         self.factory = factory
         self.max_attempts = max_attempts
         self.clock = clock
+        self.policy = policy
 
     def receipt(self, receipt: Receipt) -> str:
         with unit_of_work(self.factory) as session:
-            return apply_receipt(session, receipt, self.clock(), max_attempts=self.max_attempts)
+            return apply_receipt(session, receipt, self.clock(), max_attempts=self.max_attempts, policy=self.policy)
 
     def reply(self, reply: Reply) -> str:
         with unit_of_work(self.factory) as session:

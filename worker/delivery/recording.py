@@ -22,10 +22,11 @@ from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import SendResult, SendStatus
+from schedules.policy import Policy
 from schedules.vocabulary import reason_text
 from worker.delivery.claims import lock_own
 from worker.delivery.deliveries import Delivery, RetryPolicy
-from worker.delivery.fallback import fall_back
+from worker.delivery.fallback import fall_back, record_opt_out
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, Notification, utcnow
 from worker.store.statuses import NoteStatus, Outcome
@@ -66,11 +67,12 @@ class Recorder:
     """Writes down what sends came to. Only the claimant `worker_id` may finish a row."""
 
     def __init__(self, factory: sessionmaker[Session], worker_id: str, retry: RetryPolicy,
-                 rng: random.Random) -> None:
+                 rng: random.Random, policy: Policy | None = None) -> None:
         self.factory = factory
         self.worker_id = worker_id
         self.retry = retry
         self.rng = rng
+        self.policy = policy  # its channel order is where a permanent failure falls back to
 
     def finish(self, deliveries: Sequence[Delivery]) -> list[str]:
         """Record a batch of deliveries in one transaction. Returns each one's outcome, in order."""
@@ -165,7 +167,10 @@ class Recorder:
         if result.status is SendStatus.PERMANENT:
             release_note(note, status=NoteStatus.FAILED, reason=_clip(reason_text("permanent", error=error)))
             if holder is not None:
-                fall_back(session, note, holder, f"permanent failure: {result.error_code or error}", now)
+                if result.opted_out and note.channel == "sms":
+                    record_opt_out(session, holder, now,
+                                   f"the SMS provider says the number unsubscribed ({result.error_code or 'opt-out'})")
+                fall_back(session, note, holder, f"permanent failure: {result.error_code or error}", now, self.policy)
             return Outcome.FAILED
         if note.attempts >= self.retry.max_attempts:
             return self.give_up(session, note, holder, error, now)
@@ -180,5 +185,5 @@ class Recorder:
         reason = reason_text("gave_up", attempts=note.attempts, error=error)
         release_note(note, status=NoteStatus.FAILED, reason=_clip(reason))
         if holder is not None:
-            fall_back(session, note, holder, f"gave up after {note.attempts} attempts", now)
+            fall_back(session, note, holder, f"gave up after {note.attempts} attempts", now, self.policy)
         return Outcome.FAILED

@@ -65,7 +65,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.api_limiter = RequestRateLimiter(s.api_rate_per_minute, s.api_burst)
     app.include_router(holders.router)
-    inbox = Inbox(runtime.factory, s.max_attempts)
+    inbox = Inbox(runtime.factory, s.max_attempts, policy=runtime.policy)
     for router in webhook_routers(inbox, s.environ, s.public_url):  # each provider's receipts and replies
         app.include_router(router)
     app.add_middleware(BodySizeLimit, body_bytes=s.api_max_body_bytes, upload_bytes=s.api_max_upload_bytes,

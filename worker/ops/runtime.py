@@ -9,14 +9,21 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifiers import Notifier, get_notifier
+from notifiers import Notifier, NotifierConfigError, get_notifier
 from schedules.policy import Policy, load_policy
+from schedules.sms_check import problems
+from schedules.sms_templates import FALLBACK, TEMPLATE_PROVIDERS, TemplateSet, load_sms_templates
+from schedules.texts import DEFAULT_LOCALE
 from worker.delivery.dispatch import Dispatcher, RetryPolicy
 from worker.delivery.ratelimit import RateLimits
 from worker.ops.settings import Settings
 from worker.registry.fingerprint import FingerprintKeyError, fingerprint_key
 from worker.registry.service import UnitOfWork
 from worker.store.db import make_engine, schema_is_current, session_factory, unit_of_work
+
+
+# (templates file, SMS backend, signature) -> its problems: files are read once per process too.
+_TEMPLATE_PROBLEMS: dict[tuple[str, str, str | None], list[str]] = {}
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -61,16 +68,43 @@ class Runtime:
         """A unit of work for one use case (worker/registry/service.py), on this registry and policy."""
         return UnitOfWork(self.factory, self.policy, self.settings.tz)
 
+    @cached_property
+    def sms_templates(self) -> TemplateSet:
+        """The approved SMS templates (PERMIT_SMS_TEMPLATES, else the packaged file)."""
+        return load_sms_templates(self.settings.sms_templates)
+
+    def check_sms_templates(self, sms: Notifier) -> None:
+        """Refuse to start on templates the SMS backend could not send: one line, the first problem.
+        Kinds a template provider has no approved id for go out as `fallback`, which must have one."""
+        sign_name = getattr(sms, "sign_name", None)
+        key = (self.sms_templates.source, sms.name, sign_name)
+        if key not in _TEMPLATE_PROBLEMS:  # a second or so of rendering: once per file and backend
+            _TEMPLATE_PROBLEMS[key] = problems(self.sms_templates, sms.name, sign_name)
+        found = _TEMPLATE_PROBLEMS[key]
+        if found:
+            raise NotifierConfigError(f"{self.sms_templates.source}: {found[0]} (permit-worker sms templates)")
+        if sms.name in TEMPLATE_PROVIDERS:
+            try:
+                self.sms_templates.get(FALLBACK, DEFAULT_LOCALE, sms.name)
+            except KeyError:
+                raise NotifierConfigError(
+                    f"{self.sms_templates.source}: no {sms.name} template id for `{FALLBACK}` ({DEFAULT_LOCALE}): "
+                    f"file your templates and write their ids into PERMIT_SMS_TEMPLATES") from None
+
     def notifiers(self) -> dict[str, Notifier]:
         """One notifier per channel, built now so a misconfigured backend fails at start-up."""
         built: dict[str, Notifier] = {}
-        by_channel = {"sms": self.settings.sms_backend, "email": self.settings.email_backend}
+        by_channel = {"sms": self.settings.sms_backend, "email": self.settings.email_backend,
+                      "wecom_group": "wecom_robot"}
+        if self.settings.wecom_enabled:
+            by_channel["wecom"] = "wecom"
         for channel, name in by_channel.items():
             shared = next((n for n in built.values() if n.name == name), None)
             notifier = shared or get_notifier(name, self.settings.environ)
             if channel not in notifier.channels:
                 raise ValueError(f"notifier {name!r} cannot send {channel}")
             built[channel] = notifier
+        self.check_sms_templates(built["sms"])
         return built
 
     def dispatcher(self) -> Dispatcher:
@@ -85,4 +119,5 @@ class Runtime:
             lease=timedelta(seconds=s.claim_lease_seconds),
             rate_limits=RateLimits(s.rate_limit_map),
             concurrency=s.dispatch_concurrency,
+            sms_templates=self.sms_templates,
         )

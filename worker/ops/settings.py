@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = Field(default=300.0, gt=0)
     sms_backend: str = "console"
     email_backend: str = "console"
+    # The approved SMS templates (schedules/sms_templates.yaml format); unset: the packaged ones.
+    sms_templates: str | None = None
     # Messages per second per backend, e.g. "twilio=10,smtp=5"; a backend not named is unlimited.
     rate_limits: str = ""
     # The base URL under which Twilio reaches `permit-worker serve` (https://worker.example.com):
@@ -120,6 +122,11 @@ class Settings(BaseSettings):
         if value not in {"auto", "json", "console"}:
             raise ValueError("must be auto, json or console")
         return value
+
+    @property
+    def wecom_enabled(self) -> bool:
+        """The WeCom channel is on once its corp id is set (then all its variables are required)."""
+        return bool((self._environ.get("PERMIT_WECOM_CORP_ID") or "").strip())
 
     @property
     def embedded(self) -> bool:

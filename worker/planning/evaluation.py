@@ -27,10 +27,29 @@ def reachable_by_sms(phone: str | None, sms_opted_out_at: datetime | None) -> bo
     return bool(phone) and sms_opted_out_at is None
 
 
+def team_channels(stored: str | None) -> tuple[str, ...]:
+    """A team's channel order as stored ("wecom,sms,email"); empty: the policy's order."""
+    return tuple(c for c in (stored or "").split(",") if c)
+
+
+def contact_for(holder: Holder, channel: str) -> str | None:
+    """Where a channel reaches the holder, or None: the one rule planning's facts, dispatch and
+    fallback share (an opted-out number is no SMS contact)."""
+    if channel == "sms":
+        return holder.phone if reachable_by_sms(holder.phone, holder.sms_opted_out_at) else None
+    if channel == "email":
+        return holder.email or None
+    if channel == "wecom":
+        return holder.wecom_userid or None
+    return None
+
+
 def facts_from(expires_on: date, housing_type: str | None, rental_registration_ends_on: date | None,
                changed_since_endorsement: str, phone: str | None, email: str | None,
-               sms_opted_out_at: datetime | None) -> HolderFacts:
-    """The stage engine's facts from a holder's columns (an ORM row or a plain SELECT's tuple)."""
+               sms_opted_out_at: datetime | None, wecom_userid: str | None = None,
+               channels: str | None = None) -> HolderFacts:
+    """The stage engine's facts from a holder's columns (an ORM row or a plain SELECT's tuple),
+    and their team's channel order."""
     return HolderFacts(
         expires_on=expires_on,
         housing_type=housing_type,
@@ -38,12 +57,15 @@ def facts_from(expires_on: date, housing_type: str | None, rental_registration_e
         changed_since_endorsement=frozenset(f for f in (changed_since_endorsement or "").split(",") if f),
         has_phone=reachable_by_sms(phone, sms_opted_out_at),
         has_email=bool(email),
+        has_wecom=bool(wecom_userid),
+        channels=team_channels(channels),
     )
 
 
 def facts_of(holder: Holder) -> HolderFacts:
     return facts_from(holder.expires_on, holder.housing_type, holder.rental_registration_ends_on,
-                      holder.changed_since_endorsement, holder.phone, holder.email, holder.sms_opted_out_at)
+                      holder.changed_since_endorsement, holder.phone, holder.email, holder.sms_opted_out_at,
+                      holder.wecom_userid, holder.team.channels if holder.team is not None else None)
 
 
 def evaluate_holder(holder: Holder, today: date, policy: Policy) -> Evaluation:

@@ -33,7 +33,7 @@ NEVER = date(9999, 12, 31)
 # daily scan, bulk registration) select these, joined to Team, and hand them to `TouchPlanner`.
 DUE_COLUMNS = (Holder.id, Holder.external_id, Holder.expires_on, Holder.housing_type,
                Holder.rental_registration_ends_on, Holder.changed_since_endorsement, Holder.phone, Holder.email,
-               Holder.sms_opted_out_at, Holder.timezone, Team.slug)
+               Holder.sms_opted_out_at, Holder.timezone, Team.slug, Holder.wecom_userid, Team.channels)
 # The outbox's idempotency key (its unique constraint).
 _TOUCH_KEY = ("holder_id", "cycle_expires_on", "stage", "touch_day", "channel")
 # Bound on IN lists: a scan batch's worth, well under SQLite's 32,766 variables.
@@ -199,14 +199,15 @@ class TouchPlanner:
     def plan(self, row: Sequence[Any]) -> tuple[date | None, Candidate | str | None]:
         """(next_due_on after the holder's day, None when not scheduling; then the touch due
         that day: a candidate, or "no_contact", or None)."""
-        (hid, ext, expires, housing, rental, changed, phone, email, opted_out, tz, slug) = row
+        (hid, ext, expires, housing, rental, changed, phone, email, opted_out, tz, slug, wecom, channels) = row
         _, day, day_starts = self._days.get(tz) or self._day_of(tz)
         # Memoised on the raw columns, reduced to what the facts keep of the contacts.
-        key = (expires, housing, rental, changed, reachable_by_sms(phone, opted_out), bool(email), day)
+        key = (expires, housing, rental, changed, reachable_by_sms(phone, opted_out), bool(email), bool(wecom),
+               channels, day)
         known = self._memo.get(key)
         if known is None:
             known = self._memo[key] = self._evaluate(
-                facts_from(expires, housing, rental, changed, phone, email, opted_out), day)
+                facts_from(expires, housing, rental, changed, phone, email, opted_out, wecom, channels), day)
         touch, channel, days_left, following = known
         if touch is None:
             return following, None

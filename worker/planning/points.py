@@ -47,7 +47,8 @@ from worker.store.models import InsuranceMonth as InsuranceRow
 # What planning a points touch needs, as plain rows.
 POINTS_COLUMNS = (Holder.id, Holder.external_id, Holder.expires_on, Holder.points_basis, Holder.points_valid_until,
                   Holder.labor_contract_ends_on, Holder.labor_contract_starts_on, Holder.changed_since_endorsement,
-                  Holder.phone, Holder.email, Holder.sms_opted_out_at, Holder.timezone, Team.slug)
+                  Holder.phone, Holder.email, Holder.sms_opted_out_at, Holder.timezone, Team.slug,
+                  Holder.wecom_userid, Team.channels)
 _BATCH = 2000
 
 
@@ -93,14 +94,15 @@ def plan_points(session: Session, rows: Sequence[Any], policy: Policy, default_z
     rows = [r for r in rows if r[4] is not None]  # points_valid_until: no points, nothing to check
     months = _months_of(session, [r[0] for r in rows])
     candidates: list[Candidate] = []
-    for (hid, ext, expires, basis, valid_until, ends, starts, changed, phone, email, opted_out, tz, slug) in rows:
+    for (hid, ext, expires, basis, valid_until, ends, starts, changed, phone, email, opted_out, tz, slug,
+         wecom, channels) in rows:
         zone = ZoneInfo(tz) if tz else default_zone
         day = today or now.astimezone(zone).date()
         touch = points_touch_due(_facts(basis, valid_until, ends, starts, changed, months.get(hid, ())), day,
                                  points_policy)
         if touch is None or not touch.holder_findings:
             continue
-        channel = channel_for(facts_from(expires, None, None, "", phone, email, opted_out), policy)
+        channel = channel_for(facts_from(expires, None, None, "", phone, email, opted_out, wecom, channels), policy)
         if channel is None:
             continue
         values = outbox_row(hid, touch.points_valid_until, POINTS_RENEWAL, touch.day, touch.on, channel, day, zone)

@@ -29,13 +29,14 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "housing_type", "rental_registration_ends_on", "address", "employer", "locale",
     # Points (积分) and accumulated years (issue 6); optional like every column after expires_on.
     "accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
-    # Last, so files and scripts written for the columns above keep their positions.
+    # Appended, so files and scripts written for the columns above keep their positions.
     "labor_contract_starts_on",
+    "wecom_userid",  # 企业微信账号: the member's userid, for the wecom channel (issue 12)
 )
 # Position-wise the same as CANONICAL_COLUMNS: Chinese HR teams keep their own header row.
 CHINESE_HEADERS: dict[str, str] = dict(zip(
     ("工号", "姓名", "手机", "邮箱", "居住证有效期至", "居住类型", "租赁备案到期日", "居住地址", "用人单位", "语言",
-     "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日", "劳动合同起始日"),
+     "累计起始日", "积分依据", "积分有效期至", "劳动合同到期日", "劳动合同起始日", "企业微信账号"),
     CANONICAL_COLUMNS,
     strict=True,
 ))
@@ -50,7 +51,10 @@ _LOCALE_ALIASES: dict[str, str] = {
     "en": "en", "en-us": "en", "english": "en", "英文": "en",
 }
 # Upper bounds match the holders table, so a row that validates here also fits the database.
-_MAX_LEN: dict[str, int] = {"external_id": 64, "name": 200, "address": 500, "employer": 200, "email": 320}
+_MAX_LEN: dict[str, int] = {"external_id": 64, "name": 200, "address": 500, "employer": 200, "email": 320,
+                            "wecom_userid": 64}
+# WeCom's rule for a member's userid: 1-64 of letters, digits and _-@. starting with a letter or digit.
+_WECOM_USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-@.]{0,63}")
 # ASCII digits only: `\d` would also admit e.g. Arabic-Indic digits, which `int()` happily parses.
 _DATE_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})|([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})")
 # Checked before phonenumbers sees the text, because phonenumbers maps letters to keypad digits.
@@ -90,6 +94,7 @@ class RosterRow:
     points_valid_until: date | None = None
     labor_contract_ends_on: date | None = None
     labor_contract_starts_on: date | None = None
+    wecom_userid: str | None = None
     # Canonical columns present in the header, so an update can leave absent columns untouched.
     present: frozenset[str] = frozenset()
 
@@ -221,6 +226,14 @@ def normalize_points_basis(raw: str) -> str:
     return value
 
 
+def normalize_wecom_userid(raw: str) -> str:
+    """A WeCom member's userid (企业微信账号), as WeCom allows it."""
+    value = raw.strip()
+    if not _WECOM_USERID.fullmatch(value):
+        raise ValueError("not a WeCom userid (letters, digits and _-@. only, starting with a letter or digit)")
+    return value
+
+
 def normalize_locale(raw: str) -> str:
     # Lower-case and "_" -> "-" so zh_CN, ZH-cn, en_US all reach the alias table.
     value = _LOCALE_ALIASES.get(raw.strip().lower().replace("_", "-"))
@@ -264,7 +277,7 @@ def _map_header(record: Sequence[str], row: int, errors: list[RowError]) -> dict
     for column in ("external_id", "expires_on"):
         if column not in index:
             errors.append(RowError(row, column, "missing column"))
-    if "phone" not in index and "email" not in index:
+    if "phone" not in index and "email" not in index and "wecom_userid" not in index:
         errors.append(RowError(row, "phone", "missing column (need phone or email)"))
     return index
 
@@ -302,11 +315,13 @@ def _parse_row(
                 values[column] = normalize_housing_type(raw)
             elif column == "locale":
                 values[column] = normalize_locale(raw)
+            elif column == "wecom_userid":
+                values[column] = normalize_wecom_userid(raw)
             else:
                 values[column] = raw
         except ValueError as exc:
             errors.add(RowError(row, column, str(exc)))
-    if "phone" not in cells and "email" not in cells:
+    if "phone" not in cells and "email" not in cells and "wecom_userid" not in cells:
         errors.add(RowError(row, "phone" if "phone" in present else "email", "phone or email is required"))
     starts, ends = values.get("labor_contract_starts_on"), values.get("labor_contract_ends_on")
     if starts is not None and ends is not None and starts > ends:

@@ -43,7 +43,7 @@ EARLIER_EXPIRY_HINT = ("a roster never moves an expiry back by itself: to correc
 TRACKED = ("address", "employer", "phone")
 POINTS_COLUMNS = ("accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
                   "labor_contract_starts_on")
-_PLAIN = ("name", "email", "housing_type", "rental_registration_ends_on", "locale", *POINTS_COLUMNS)
+_PLAIN = ("name", "email", "housing_type", "rental_registration_ends_on", "locale", *POINTS_COLUMNS, "wecom_userid")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,10 @@ class Team(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     hr_email: Mapped[str | None] = mapped_column(String(320))
+    # The order channels are tried in ("wecom,sms,email"); None: the policy's order.
+    channels: Mapped[str | None] = mapped_column(String(64))
+    # A WeCom group robot's webhook URL: the daily digest goes there too (it holds a key: a secret).
+    hr_wecom_webhook: Mapped[str | None] = mapped_column(String(500))
     # SHA-256 of the team's API bearer token; the token itself is shown once and never stored.
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -94,6 +98,7 @@ class Holder(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20))  # E.164
     email: Mapped[str | None] = mapped_column(String(320))
+    wecom_userid: Mapped[str | None] = mapped_column(String(64))  # 企业微信账号 (the member's userid)
     expires_on: Mapped[date] = mapped_column(Date, index=True)
     housing_type: Mapped[str | None] = mapped_column(String(16))
     rental_registration_ends_on: Mapped[date | None] = mapped_column(Date)

@@ -32,6 +32,7 @@ class HolderFields(BaseModel):
     labor_contract_starts_on: date | None = Field(default=None, description="for the one-year contract term check")
     employer: str | None = Field(default=None, max_length=200)
     locale: str | None = Field(default=None, max_length=16, description="zh-CN or en")
+    wecom_userid: str | None = Field(default=None, max_length=64, description="企业微信账号: the member's WeCom userid")
 
 
 class HolderCreate(HolderFields):
@@ -53,6 +54,7 @@ class HolderOut(BaseModel):
     name: str | None
     phone: str | None
     email: str | None
+    wecom_userid: str | None = None
     expires_on: date
     housing_type: str | None
     rental_registration_ends_on: date | None
