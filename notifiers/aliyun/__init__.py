@@ -1,0 +1,1 @@
+"""Alibaba Cloud SMS (dysmsapi): transport, codes, receipts, webhooks and a local fake."""
