@@ -19,6 +19,7 @@ from schedules.policy import PolicyError
 from worker.cli import config as cli_config
 from worker.cli import points as cli_points
 from worker.cli import registry as cli_registry
+from worker.cli import sms as cli_sms
 from worker.cli.common import App, json_line, out, parse_day, parse_moment, pass_app
 from worker.ops.logs import configure_logging
 from worker.ops.runtime import SchemaOutOfDate
@@ -76,6 +77,7 @@ def keys_export(app: App) -> None:
 cli_registry.register(cli)
 cli_points.register(cli, cli_registry.holders)
 cli_config.register(cli)
+cli_sms.register(cli)
 
 
 # -- scan / dispatch / run --------------------------------------------------------------------

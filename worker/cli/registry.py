@@ -31,11 +31,12 @@ def teams() -> None:
 @click.argument("slug")
 @click.option("--name", required=True, help="The employer's name, as HR knows it.")
 @click.option("--hr-email", default=None, help="Where HR digests and failure reports go.")
+@click.option("--channels", default=None, help="Channel order, e.g. wecom,sms,email (default: the policy's).")
 @pass_app
-def teams_create(app: App, slug: str, name: str, hr_email: str | None) -> None:
+def teams_create(app: App, slug: str, name: str, hr_email: str | None, channels: str | None) -> None:
     """Create a team."""
     with unit_of_work(app.ready().factory) as session:
-        team = registry.create_team(session, slug, name, hr_email)
+        team = registry.create_team(session, slug, name, hr_email, channels)
         token = registry.issue_token(session, team)
     out(f"created team {team.slug}")
     out(f"api token (shown once, store it now): {token}")
@@ -51,6 +52,34 @@ def teams_rotate_token(app: App, slug: str) -> None:
     out(f"new api token for {slug} (shown once, store it now): {token}")
 
 
+@teams.command("update")
+@click.argument("slug")
+@click.option("--name", default=None, help="The employer's name.")
+@click.option("--hr-email", default=None, help="Where HR digests go (\"\" clears it).")
+@click.option("--channels", default=None,
+              help="Channel order, e.g. wecom,sms,email: a holder gets the first one they have a contact for, and a "
+                   "permanent failure falls back along it (\"\" restores the policy's order).")
+@click.option("--hr-wecom-webhook", default=None,
+              help="A WeCom group robot's webhook URL: the daily digest goes there too (\"\" removes it).")
+@pass_app
+def teams_update(app: App, slug: str, name: str | None, hr_email: str | None, channels: str | None,
+                 hr_wecom_webhook: str | None) -> None:
+    """Change a team's name, HR email, channel order or WeCom group robot."""
+    runtime = app.ready()
+    with unit_of_work(runtime.factory) as session:
+        team = registry.get_team(session, slug)
+        changed = registry.update_team(session, team, name=name, hr_email=hr_email, channels=channels,
+                                       hr_wecom_webhook=hr_wecom_webhook)
+        order = team.channels or ",".join(runtime.policy.channels)
+    if not changed:
+        raise click.UsageError("nothing to change: give --name, --hr-email, --channels or --hr-wecom-webhook")
+    out(f"updated team {slug}: {', '.join(changed)}")
+    out(f"channels: {order}")
+    if "wecom" in order.split(",") and not runtime.settings.wecom_enabled:
+        click.echo("permit-worker: warning: PERMIT_WECOM_CORP_ID is not set on this machine: wecom touches "
+                   "fall back to the next channel until the worker has WeCom configured", err=True)
+
+
 @teams.command("list")
 @pass_app
 def teams_list(app: App) -> None:
@@ -61,7 +90,8 @@ def teams_list(app: App) -> None:
 
     with unit_of_work(app.ready().factory) as session:
         for team in session.scalars(select(Team).order_by(Team.slug)):
-            out(f"{team.slug}\t{team.name}")
+            robot = "wecom-robot" if team.hr_wecom_webhook else "-"  # the URL holds the robot's key
+            out(f"{team.slug}\t{team.name}\t{team.channels or 'policy order'}\t{robot}")
 
 
 # -- holders ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, false, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,27 +64,29 @@ class _Previous:
 
 
 def send_digests(factory: sessionmaker[Session], email: Notifier, policy: Policy, default_zone: ZoneInfo,
-                 now: datetime | None = None, digest_time: time = time(9, 30)) -> int:
-    """Send today's digest to every team that needs one; returns how many emails went out."""
+                 now: datetime | None = None, digest_time: time = time(9, 30), robot: Notifier | None = None) -> int:
+    """Send today's digest to every team that needs one, by email and, where the team has one,
+    to its WeCom group robot; returns how many teams' digests went out."""
     now = now or utcnow()
     local = now.astimezone(default_zone)
     day = local.date()
     if local.time() < digest_time or not is_working_day(day):
         return 0
     with unit_of_work(factory) as session:
-        team_ids = list(session.scalars(
-            select(Team.id).where(Team.hr_email.is_not(None), Team.hr_email != "").order_by(Team.id)))
-    return sum(_digest_team(factory, email, policy, default_zone, team_id, day, now) == "sent"
+        has_email = Team.hr_email.is_not(None) & (Team.hr_email != "")
+        has_robot = Team.hr_wecom_webhook.is_not(None) if robot is not None else false()
+        team_ids = list(session.scalars(select(Team.id).where(has_email | has_robot).order_by(Team.id)))
+    return sum(_digest_team(factory, email, policy, default_zone, team_id, day, now, robot) == "sent"
                for team_id in team_ids)
 
 
 def _digest_team(factory: sessionmaker[Session], email: Notifier, policy: Policy, zone: ZoneInfo,
-                 team_id: int, day: date, now: datetime) -> str:
+                 team_id: int, day: date, now: datetime, robot: Notifier | None = None) -> str:
     official = has_official_data(day.year)
     try:
         with unit_of_work(factory) as session:
             team = session.get(Team, team_id)
-            if team is None or not team.hr_email:
+            if team is None or not (team.hr_email or (robot is not None and team.hr_wecom_webhook)):
                 return "no_address"
             if session.scalar(select(DigestRun.status).where(DigestRun.team_id == team_id,
                                                              DigestRun.digest_date == day)) is not None:
@@ -99,20 +101,27 @@ def _digest_team(factory: sessionmaker[Session], email: Notifier, policy: Policy
             session.add(DigestRun(team_id=team_id, digest_date=day, status=DigestStatus.SENDING,
                                   items=content.item_count, created_at=now))
             session.flush()  # the unique (team, day) key decides here who sends
-            hr_email = team.hr_email
+            hr_email, hr_robot = team.hr_email, team.hr_wecom_webhook if robot is not None else None
     except IntegrityError:
         # Another replica inserted the row first; our claims rolled back with the transaction.
         log.info("digest.skipped", team_id=team_id, day=day.isoformat(), outcome="taken")
         return "taken"
 
     subject, body = render_digest(content)
-    message = Message(channel="email", to=hr_email, subject=subject, body=body,
-                      idempotency_key=f"digest-{team_id}-{day.isoformat()}")
-    try:
-        result = email.send(message)
-    except Exception as exc:  # a notifier bug must not leave the day's row stuck in "sending"
-        log.exception("digest.notifier_error", team_id=team_id)
-        result = SendResult.transient(f"notifier raised {type(exc).__name__}")
+    key = f"digest-{team_id}-{day.isoformat()}"
+    results: list[SendResult] = []
+    if hr_email:
+        results.append(_send(email, Message(channel="email", to=hr_email, subject=subject, body=body,
+                                            idempotency_key=key), team_id))
+    if hr_robot and robot is not None:
+        # The group robot's markdown: the subject as a heading, the same lines below it.
+        robot_result = _send(robot, Message(channel="wecom_group", to=hr_robot, subject=subject,
+                                            body=f"### {subject}\n{body}", idempotency_key=key), team_id)
+        (log.info if robot_result.status is SendStatus.SENT else log.warning)(
+            "digest.wecom_group", team_id=team_id, status=robot_result.status.value, error=_scrub(robot_result.error))
+        results.append(robot_result)
+    # Sent if it reached HR anywhere: a retry would repeat it where it did arrive.
+    result = next((r for r in results if r.status is SendStatus.SENT), results[0])
     sent = result.status is SendStatus.SENT
     this_run = (DigestRun.team_id == team_id) & (DigestRun.digest_date == day)
     with unit_of_work(factory) as session:
@@ -129,6 +138,14 @@ def _digest_team(factory: sessionmaker[Session], email: Notifier, policy: Policy
         official_calendar=official,
     )
     return "sent" if sent else "failed"
+
+
+def _send(notifier: Notifier, message: Message, team_id: int) -> SendResult:
+    try:
+        return notifier.send(message)
+    except Exception as exc:  # a notifier bug must not leave the day's row stuck in "sending"
+        log.exception("digest.notifier_error", team_id=team_id, notifier=notifier.name)
+        return SendResult.transient(f"notifier raised {type(exc).__name__}")
 
 
 def _previous(session: Session, team_id: int, day: date, now: datetime) -> _Previous:

@@ -22,8 +22,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifiers.base import Message, Notifier, Reconciler, SendResult
-from notifiers.base import SmsTemplate
+from notifiers.base import Message, Notifier, Reconciler, SendResult, SmsTemplate
 from schedules.messages import normalize_locale, render_message
 from schedules.points import POINTS_RENEWAL
 from schedules.policy import Policy, SendWindow

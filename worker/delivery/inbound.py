@@ -23,7 +23,7 @@ from worker.planning.outbox import POINTS_STAGE as POINTS_RENEWAL
 from worker.planning.outbox import insert_dialect
 from worker.registry.records import start_new_cycle
 from worker.store.db import unit_of_work
-from worker.store.models import DUE_NOW, DeliveryAttempt, Holder, InboundEvent, Notification, utcnow
+from worker.store.models import DeliveryAttempt, Holder, InboundEvent, Notification, utcnow
 from worker.store.privacy import mask_text, strip_control
 from worker.store.statuses import NoteStatus
 

@@ -110,7 +110,8 @@ class Daemon:
 
     def digest_job(self, now: datetime | None = None) -> None:
         sent = send_digests(self.runtime.factory, self.dispatcher.notifiers["email"], self.runtime.policy,
-                            self.settings.tz, now=now, digest_time=parse_clock(self.settings.digest_time))
+                            self.settings.tz, now=now, digest_time=parse_clock(self.settings.digest_time),
+                            robot=self.dispatcher.notifiers.get("wecom_group"))
         if sent:
             log.info("digest.sent", emails=sent)
 

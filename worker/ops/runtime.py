@@ -21,7 +21,6 @@ from worker.registry.fingerprint import FingerprintKeyError, fingerprint_key
 from worker.registry.service import UnitOfWork
 from worker.store.db import make_engine, schema_is_current, session_factory, unit_of_work
 
-
 # (templates file, SMS backend, signature) -> its problems: files are read once per process too.
 _TEMPLATE_PROBLEMS: dict[tuple[str, str, str | None], list[str]] = {}
 

@@ -9,12 +9,14 @@ import hashlib
 import re
 import secrets
 from datetime import date, datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schedules.accumulation import accumulation_after_renewal, held_since
+from schedules.policy import CHANNELS
 from schedules.vocabulary import reason_text
 from worker.store.db import rows_changed, unit_of_work
 from worker.store.maintenance import checkpoint_after_erasure
@@ -35,7 +37,7 @@ class NotFound(BadInput):
     pass
 
 
-def create_team(session: Session, slug: str, name: str, hr_email: str | None) -> Team:
+def create_team(session: Session, slug: str, name: str, hr_email: str | None, channels: str | None = None) -> Team:
     if not SLUG.match(slug):
         raise BadInput(f"team slug {slug!r} must be lowercase letters, digits and dashes (max 63)")
     if not name.strip():
@@ -46,10 +48,53 @@ def create_team(session: Session, slug: str, name: str, hr_email: str | None) ->
         raise BadInput(f"--hr-email {hr_email!r} is not an email address")
     if session.scalar(select(Team.id).where(Team.slug == slug)) is not None:
         raise BadInput(f"team {slug!r} already exists")
-    team = Team(slug=slug, name=name.strip(), hr_email=hr_email)
+    team = Team(slug=slug, name=name.strip(), hr_email=hr_email,
+                channels=parse_channels(channels) if channels else None)
     session.add(team)
     session.flush()
     return team
+
+
+def parse_channels(text: str, option: str = "--channels") -> str:
+    """A channel order as typed ("wecom,sms,email"), checked and stored as a comma list."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in CHANNELS]
+    if not names or unknown:
+        raise BadInput(f"{option} {text!r}: expected a comma-separated list of {', '.join(CHANNELS)}")
+    if len(set(names)) != len(names):
+        raise BadInput(f"{option} {text!r}: a channel is listed twice")
+    return ",".join(names)
+
+
+def check_robot_url(url: str) -> str:
+    """A WeCom group robot's webhook URL: https, with its key (http only to this machine, for a fake)."""
+    parts = urlsplit(url.strip())
+    local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+    if not (parts.scheme == "https" or local) or not parts.hostname or "key=" not in parts.query:
+        raise BadInput("--hr-wecom-webhook must be the group robot's https URL, "
+                       "e.g. https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...")
+    return url.strip()
+
+
+def update_team(session: Session, team: Team, *, name: str | None = None, hr_email: str | None = None,
+                channels: str | None = None, hr_wecom_webhook: str | None = None) -> list[str]:
+    """Change a team's settings; returns what changed, by field (an empty string clears
+    hr_email, channels or the robot). A new channel order applies to touches planned from now on."""
+    changed: list[str] = []
+    if name is not None:
+        if not name.strip() or control_characters(name):
+            raise BadInput("team name must not be empty or hold control characters")
+        team.name, changed = name.strip(), [*changed, "name"]
+    if hr_email is not None:
+        if hr_email and not EMAIL.match(hr_email):
+            raise BadInput(f"--hr-email {hr_email!r} is not an email address")
+        team.hr_email, changed = hr_email or None, [*changed, "hr_email"]
+    if channels is not None:
+        team.channels, changed = (parse_channels(channels) if channels else None), [*changed, "channels"]
+    if hr_wecom_webhook is not None:
+        team.hr_wecom_webhook = check_robot_url(hr_wecom_webhook) if hr_wecom_webhook else None
+        changed.append("hr_wecom_webhook")
+    return changed
 
 
 def get_team(session: Session, slug: str) -> Team:
