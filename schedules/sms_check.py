@@ -16,9 +16,9 @@ from datetime import date, timedelta
 
 from schedules.messages import MessageContext, message_fields, sms_kind
 from schedules.points import POINTS_RENEWAL
-from schedules.sms_templates import FILLABLE, PARAM, TEMPLATE_PROVIDERS, ApprovedTemplate, TemplateSet
+from schedules.sms_templates import FALLBACK, FILLABLE, PARAM, TEMPLATE_PROVIDERS, ApprovedTemplate, TemplateSet
 from schedules.stages import STAGES
-from schedules.texts import sms_segments
+from schedules.texts import DEFAULT_LOCALE, sms_segments
 
 # Segments a message may take: Chinese at most 2 (134 UCS-2 characters); English, in GSM-7, 4.
 MAX_SEGMENTS = {"zh-CN": 2, "en": 4}
@@ -107,3 +107,16 @@ def missing_ids(tset: TemplateSet, provider: str) -> list[str]:
     """The kinds a template provider has no approved id for (they go out as `fallback`)."""
     return [f"{kind} ({locale})" for (kind, locale), t in sorted(tset.templates.items())
             if locale in tset.locales_for(provider) and provider not in t.ids]
+
+
+def sending_problems(tset: TemplateSet, provider: str, sign_name: str | None = None) -> list[str]:
+    """What stops a worker sending through `provider` with these templates: their problems, and,
+    for a template provider, no approved `fallback` (every kind without an id goes out as it)."""
+    found = problems(tset, provider, sign_name)
+    if provider in TEMPLATE_PROVIDERS:
+        try:
+            tset.get(FALLBACK, DEFAULT_LOCALE, provider)
+        except KeyError:
+            found.append(f"no {provider} template id for `{FALLBACK}` ({DEFAULT_LOCALE}): file your templates "
+                         "and write their ids into your templates file (PERMIT_SMS_TEMPLATES)")
+    return found

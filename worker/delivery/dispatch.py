@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifiers.base import Message, Notifier, Reconciler, SendResult, SmsTemplate
+from notifiers.base import Message, Notifier, Reconciler, SendResult, SendStatus, SmsTemplate
 from schedules.messages import normalize_locale, render_message
 from schedules.points import POINTS_RENEWAL
 from schedules.policy import Policy, SendWindow
@@ -283,6 +283,12 @@ class Dispatcher:
             if prepared.reconcile_since is not None and isinstance(notifier, Reconciler):
                 # The last try may have been accepted: look before sending again.
                 found = notifier.reconcile(prepared.reconcile_message or prepared.message, prepared.reconcile_since)
+                if found is not None and found.status is SendStatus.TRANSIENT:
+                    # The lookup could not tell: the earlier send is still unresolved, from the
+                    # same moment, so the next try must look again rather than send.
+                    still = SendResult(SendStatus.AMBIGUOUS, error=found.error,
+                                       retry_after_seconds=found.retry_after_seconds)
+                    return Delivery(prepared.row_id, prepared.now, still, notifier.name, prepared.reconcile_since)
                 if found is not None:
                     return Delivery(prepared.row_id, prepared.now, found, notifier.name, started, reconciled=True)
             self.rate_limits.acquire(notifier.name)

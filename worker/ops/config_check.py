@@ -13,13 +13,16 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy import make_url
 
-from notifiers import NotifierConfigError, get_notifier
+from notifiers import Notifier, NotifierConfigError, get_notifier
 from schedules.policy import PolicyError, load_policy
+from schedules.sms_check import sending_problems
+from schedules.sms_templates import TemplateFileError, load_sms_templates
 from worker.ops.settings import Settings
 from worker.store.db import make_engine, schema_is_current
 
 # Provider variables worth showing (their notifiers read them from the same environment).
-_PROVIDER_PREFIXES = ("TWILIO_", "PERMIT_SMTP_")
+_PROVIDER_PREFIXES = ("TWILIO_", "PERMIT_SMTP_", "ALIBABA_CLOUD_", "PERMIT_ALIYUN_", "TENCENTCLOUD_", "PERMIT_TENCENT_",
+                      "PERMIT_WECOM_")
 _SECRET_WORDS = ("SECRET", "KEY", "PASSWORD", "TOKEN")
 
 
@@ -73,8 +76,24 @@ def check_config() -> ConfigReport:
             continue
         if channel not in notifier.channels:
             report.problems.append(f"{variable}={backend}: this notifier cannot send {channel}")
+        elif channel == "sms":
+            report.problems.extend(_template_problems(settings, notifier))
+    if settings.wecom_enabled:
+        try:
+            get_notifier("wecom", settings.environ)
+        except NotifierConfigError as exc:
+            report.problems.append(f"wecom: {exc}")
     report.problems.extend(_database_problems(settings.database_url))
     return report
+
+
+def _template_problems(settings: Settings, sms: Notifier) -> list[str]:
+    """The approved SMS templates the backend would send (PERMIT_SMS_TEMPLATES): every problem."""
+    try:
+        tset = load_sms_templates(settings.sms_templates)
+    except TemplateFileError as exc:
+        return [f"PERMIT_SMS_TEMPLATES: {exc}"]
+    return [f"PERMIT_SMS_TEMPLATES: {p}" for p in sending_problems(tset, sms.name, getattr(sms, "sign_name", None))]
 
 
 def _database_problems(url: str) -> list[str]:

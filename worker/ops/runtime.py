@@ -11,9 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers import Notifier, NotifierConfigError, get_notifier
 from schedules.policy import Policy, load_policy
-from schedules.sms_check import problems
-from schedules.sms_templates import FALLBACK, TEMPLATE_PROVIDERS, TemplateSet, load_sms_templates
-from schedules.texts import DEFAULT_LOCALE
+from schedules.sms_check import sending_problems
+from schedules.sms_templates import TemplateSet, load_sms_templates
 from worker.delivery.dispatch import Dispatcher, RetryPolicy
 from worker.delivery.ratelimit import RateLimits
 from worker.ops.settings import Settings
@@ -73,22 +72,14 @@ class Runtime:
         return load_sms_templates(self.settings.sms_templates)
 
     def check_sms_templates(self, sms: Notifier) -> None:
-        """Refuse to start on templates the SMS backend could not send: one line, the first problem.
-        Kinds a template provider has no approved id for go out as `fallback`, which must have one."""
+        """Refuse to start on templates the SMS backend could not send: one line, the first problem."""
         sign_name = getattr(sms, "sign_name", None)
         key = (self.sms_templates.source, sms.name, sign_name)
         if key not in _TEMPLATE_PROBLEMS:  # a second or so of rendering: once per file and backend
-            _TEMPLATE_PROBLEMS[key] = problems(self.sms_templates, sms.name, sign_name)
+            _TEMPLATE_PROBLEMS[key] = sending_problems(self.sms_templates, sms.name, sign_name)
         found = _TEMPLATE_PROBLEMS[key]
         if found:
-            raise NotifierConfigError(f"{self.sms_templates.source}: {found[0]} (permit-worker sms templates)")
-        if sms.name in TEMPLATE_PROVIDERS:
-            try:
-                self.sms_templates.get(FALLBACK, DEFAULT_LOCALE, sms.name)
-            except KeyError:
-                raise NotifierConfigError(
-                    f"{self.sms_templates.source}: no {sms.name} template id for `{FALLBACK}` ({DEFAULT_LOCALE}): "
-                    f"file your templates and write their ids into PERMIT_SMS_TEMPLATES") from None
+            raise NotifierConfigError(f"{self.sms_templates.source}: {found[0]} (see: permit-worker sms templates)")
 
     def notifiers(self) -> dict[str, Notifier]:
         """One notifier per channel, built now so a misconfigured backend fails at start-up."""
