@@ -306,3 +306,21 @@ def test_a_receipt_and_a_reply_pushed_twice_act_once_and_a_wrong_token_changes_n
         holder = session.get(Holder, holder_id)
         assert holder is not None and holder.expires_on == date(2028, 1, 20)  # moved once, not twice
         assert [e.kind for e in session.scalars(select(HrEvent))] == ["renewal_reported"]
+
+
+def test_a_send_tencent_cannot_confirm_is_never_sent_twice(factory, team, policy, smtp) -> None:
+    """Without the SessionContext echo a status report cannot be tied to our row: every reconcile
+    says "cannot tell", the row stays ambiguous instead of being resent, and after the last
+    attempt the touch falls back to email rather than risk a second SMS."""
+    with FakeTencentSms() as fake:
+        fake.echo_session_context = False
+        provider = Provider("tencent", fake, TencentSmsNotifier(
+            secret_id=fake.secret_id, secret_key=fake.secret_key, sdk_app_id=fake.sdk_app_id, sign_name=SIGN,
+            endpoint=fake.endpoint, timeout_seconds=2.0))
+        enqueue(factory, team, policy, email="zhang@acme.example")
+        provider.script("ambiguous")
+        d = dispatcher(factory, policy, provider.notifier, smtp)
+        drain(d, at(19))
+        assert len(provider.sends()) == 1
+    assert outcomes(factory) == ["ambiguous"] * 4 + ["sent"]  # four SMS attempts that only looked, one email
+    assert rows(factory) == [("sms", "failed"), ("email", "sent")]
