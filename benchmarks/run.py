@@ -355,7 +355,29 @@ def dispatch(report: Report, backend: str, workdir: Path, pg_url: str) -> None:
             cell = f"{rate:.0f}/s ({res['sent']} sent in {secs(res['seconds'])}, {res['concurrency']} senders), {mb(m)}"
         report.put(label, backend, cell, verdict, target)
         report.raw[f"{backend}/{label}"] = {**res, "rss_mb": m.rss_mb}
+    providers(report, backend, url)
     drop(url)
+
+
+def providers(report: Report, backend: str, url: str) -> None:
+    """Issue 12: each China provider through its real SDK (WeCom: its HTTP client) to its fake at
+    100 ms, against Twilio on the same benchmark in the same run: within 10%."""
+    from benchmarks.data import fresh_database
+
+    twilio = report.raw.get(f"{backend}/dispatch: 100 ms provider latency", {}).get("rate")
+    for provider in ("aliyun", "tencent", "wecom"):
+        label = f"dispatch: 100 ms, {provider} vs twilio"
+        fresh_database(url)
+        say(f"{backend}: {label}")
+        m = step("dispatch", url=url, messages=2000, latency_ms=100, max_seconds=60, provider=provider)
+        if not m.ok:
+            report.put(label, backend, f"failed: {m.error}")
+            continue
+        rate = m.result["rate"]
+        ratio = rate / twilio if twilio else None
+        cell = f"{rate:.0f}/s" + (f" ({(ratio - 1) * 100:+.0f}% vs {twilio:.0f}/s)" if ratio else "") + f", {mb(m)}"
+        report.put(label, backend, cell, None if ratio is None else ratio >= 0.9, "≥ 90% of twilio's")
+        report.raw[f"{backend}/{label}"] = {**m.result, "rss_mb": m.rss_mb}
 
 
 def say(text_: str) -> None:

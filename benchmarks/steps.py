@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -70,21 +71,24 @@ def scan(url: str, day: str, full: bool = False) -> dict[str, Any]:
 
 
 def dispatch(url: str, messages: int, latency_ms: float, rate: float | None = None,
-             max_seconds: float = 120.0, concurrency: int | None = None) -> dict[str, Any]:
-    """Send `messages` SMS through Runtime(settings).dispatcher(), the real Twilio SDK and a
-    FakeTwilio in another process answering after `latency_ms`; `rate` sets PERMIT_RATE_LIMITS.
-    Stops (warm) after `max_seconds`: the rate is then over what was sent by then."""
-    fake = subprocess.Popen([sys.executable, "-m", "benchmarks.fake_twilio", str(latency_ms / 1000)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             max_seconds: float = 120.0, concurrency: int | None = None, provider: str = "twilio") -> dict[str, Any]:
+    """Send `messages` reminders through Runtime(settings).dispatcher(), the provider's real SDK (or
+    HTTP client, for WeCom) and its fake in another process answering after `latency_ms`; `rate`
+    sets PERMIT_RATE_LIMITS. Stops (warm) after `max_seconds`: the rate is then over what was
+    sent by then. SMS providers that send by template get a templates file with every id filed."""
+    fake = subprocess.Popen([sys.executable, "-m", "benchmarks.fake_provider", provider, str(latency_ms / 1000),
+                             str(messages)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert fake.stdout is not None
-        base_url, sid, token = fake.stdout.readline().split()
+        provider_env: dict[str, str] = json.loads(fake.stdout.readline())
+        backend = "twilio" if provider == "wecom" else provider
         os.environ.update({
-            "PERMIT_DATABASE_URL": url, "PERMIT_SMS_BACKEND": "twilio", "PERMIT_EMAIL_BACKEND": "console",
-            "PERMIT_SEND_WINDOW": "00:00-24:00", "PERMIT_RATE_LIMITS": f"twilio={rate:g}" if rate else "",
-            "TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token, "TWILIO_FROM_NUMBER": "+15005550006",
-            "PERMIT_TWILIO_BASE_URL": base_url, "PERMIT_LOG_LEVEL": "WARNING",
+            "PERMIT_DATABASE_URL": url, "PERMIT_SMS_BACKEND": "console", "PERMIT_EMAIL_BACKEND": "console",
+            "PERMIT_SEND_WINDOW": "00:00-24:00", "PERMIT_RATE_LIMITS": f"{provider}={rate:g}" if rate else "",
+            "PERMIT_LOG_LEVEL": "WARNING", **provider_env,
         })
+        if backend in ("aliyun", "tencent"):
+            os.environ["PERMIT_SMS_TEMPLATES"] = _filed_templates(backend, Path(tempfile.mkdtemp()))
         if concurrency is not None:  # else the dispatcher's own default
             os.environ["PERMIT_DISPATCH_CONCURRENCY"] = str(concurrency)
         _quiet_logs()
@@ -92,7 +96,7 @@ def dispatch(url: str, messages: int, latency_ms: float, rate: float | None = No
         from worker.ops.settings import Settings
 
         runtime = Runtime(Settings())
-        seeded = _seed_outbox(runtime.factory, messages)
+        seeded = _seed_outbox(runtime.factory, messages, "wecom" if provider == "wecom" else "sms")
         dispatcher = runtime.dispatcher()
         now = datetime.now(UTC)
         counts: Counter[str] = Counter()
@@ -116,7 +120,23 @@ def dispatch(url: str, messages: int, latency_ms: float, rate: float | None = No
     sent = counts.get("sent", 0)
     return {"seconds": seconds, "messages": seeded, "sent": sent, "outcomes": dict(counts),
             "rate": sent / seconds if seconds else 0.0, "accepted_by_fake": accepted,
-            "concurrency": getattr(dispatcher, "concurrency", 1)}
+            "concurrency": getattr(dispatcher, "concurrency", 1), "provider": provider}
+
+
+def _filed_templates(provider: str, workdir: Path) -> str:
+    """The packaged templates with an id for every one, as a team's file is once approved."""
+    import yaml
+
+    from schedules.sms_templates import packaged_path
+
+    raw = yaml.safe_load(Path(packaged_path()).read_text(encoding="utf-8"))
+    for n, (kind, by_locale) in enumerate(raw["templates"].items()):
+        for locale, text in by_locale.items():
+            by_locale[locale] = {"text": text, provider: f"SMS_{100 + n}" if provider == "aliyun" else str(1000 + n)}
+        raw["templates"][kind] = by_locale
+    path = workdir / "templates.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return str(path)
 
 
 def _accepted(fake: subprocess.Popen[str]) -> int:
@@ -136,9 +156,9 @@ def _quiet_logs() -> None:
     logging.disable(logging.WARNING)
 
 
-def _seed_outbox(factory: Any, messages: int) -> int:
-    """`messages` pending SMS touches due now, for holders in the upcoming stage (a real
-    reminder renders for them), written straight to the tables."""
+def _seed_outbox(factory: Any, messages: int, channel: str = "sms") -> int:
+    """`messages` pending touches due now on `channel`, for holders in the upcoming stage (a real
+    reminder renders for them), written straight to the tables. WeCom members are bench0..N-1."""
     from sqlalchemy import insert, select
 
     from worker.store.bulk import table_of
@@ -155,11 +175,12 @@ def _seed_outbox(factory: Any, messages: int) -> int:
         ids = session.scalars(insert(table_of(Holder)).returning(table_of(Holder).c.id), [
             {"team_id": team_id, "external_id": f"D{i:07d}-{now.timestamp():.0f}", "name": f"测试{i}",
              "phone": f"+861380000{i % 10000:04d}", "email": None, "expires_on": expires, "housing_type": "own",
+             "wecom_userid": f"bench{i}",
              "locale": "zh-CN", "changed_since_endorsement": "", "next_due_on": expires,
              "created_at": now, "updated_at": now} for i in range(messages)]).all()
         session.execute(insert(table_of(Notification)), [
             {"holder_id": hid, "cycle_expires_on": expires, "stage": "upcoming", "touch_day": -30, "touch_on": today,
-             "channel": "sms", "status": "pending", "attempts": 0, "next_attempt_at": now - timedelta(minutes=1),
+             "channel": channel, "status": "pending", "attempts": 0, "next_attempt_at": now - timedelta(minutes=1),
              "created_at": now, "updated_at": now} for hid in ids])
     return len(ids)
 

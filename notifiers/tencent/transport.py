@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from requests.adapters import HTTPAdapter
 from tencentcloud.common.credential import Credential  # type: ignore[import-untyped]
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException  # type: ignore[import-untyped]
 from tencentcloud.common.profile.client_profile import ClientProfile  # type: ignore[import-untyped]
@@ -54,6 +55,21 @@ logging.getLogger("tencentcloud_sdk_common").setLevel(logging.WARNING)
 
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # naive is UTC
+
+
+# Kept-alive connections per host: at least the dispatcher's sending threads (PERMIT_DISPATCH_CONCURRENCY).
+_POOL_SIZE = 32
+
+
+def _size_connection_pool(client: Any) -> None:
+    """Keep a kept-alive connection per sending thread. The SDK's requests.Session keeps requests'
+    default of 10 per host, so with the dispatcher's 32 senders most answers throw their connection
+    away and the next send opens a new one (measured: 25% fewer messages a second at 100 ms).
+    Retries stay at 0: urllib3 must never re-send a POST by itself."""
+    session = getattr(getattr(getattr(client, "request", None), "conn", None), "_session", None)
+    if session is not None:
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, HTTPAdapter(pool_maxsize=_POOL_SIZE, max_retries=0))
 
 
 class TencentSmsNotifier:
@@ -86,6 +102,7 @@ class TencentSmsNotifier:
         profile = ClientProfile(signMethod="TC3-HMAC-SHA256", httpProfile=http, language="en-US",
                                 disable_region_breaker=True, retryer=None)
         self._client = sms_client.SmsClient(credential, settings.region, profile)
+        _size_connection_pool(self._client)
 
     def __repr__(self) -> str:  # never show the key
         s = self._settings

@@ -75,6 +75,7 @@ class FakeWeCom:
         self.agent_id = agent_id
         self.expires_in = expires_in
         self.users = set(users or {"zhangsan"})
+        self.latency_seconds = 0.0  # added before every answer (a benchmark's provider latency)
         self.robot_keys: set[str] = set()
         self._lock = threading.Lock()
         self._tokens: dict[str, bool] = {}  # token -> still valid
@@ -195,6 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         owner = self.owner
+        if owner.latency_seconds:
+            time.sleep(owner.latency_seconds)
         split = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(split.query).items()}
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
