@@ -331,6 +331,17 @@ def test_edit_contact_details_with_roster_validation(web: Web) -> None:
     assert holder.email == "zs@example.com" and holder.changed_fields == frozenset()
 
 
+def test_the_wecom_account_is_edited_with_the_same_check_as_the_roster(web: Web) -> None:
+    client, csrf = imported(web)
+    form = {"csrf": csrf, "name": "张三", "phone": "13800138000", "email": "", "locale": "zh-CN"}
+    bad = client.post("/web/holder/contact?id=E1", data={**form, "wecom_userid": "张 三"})
+    assert bad.status_code == 422 and "不是有效的企业微信账号" in bad.text
+    assert web.holders()["E1"].wecom_userid is None
+    assert client.post("/web/holder/contact?id=E1", data={**form, "wecom_userid": "zhangsan"}).status_code == 303
+    assert web.holders()["E1"].wecom_userid == "zhangsan"
+    assert "zhangsan" in client.get("/web/holder?id=E1").text
+
+
 def test_delete_a_holder(web: Web) -> None:
     client, csrf = imported(web)
     response = client.post("/web/holder/delete?id=E3", data={"csrf": csrf})

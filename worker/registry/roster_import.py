@@ -216,7 +216,7 @@ def _update(session: Session, holder: Holder, row: RosterRow, address_fp: str | 
             errors: RowErrors) -> None:
     before = holder.changed_fields
     changes = _apply_row(holder, row, address_fp)
-    if not holder.phone and not holder.email:
+    if not holder.phone and not holder.email and not holder.wecom_userid:
         errors.add(RowError(row.row, "phone", "phone or email is required"))
         return
     renewed = row.expires_on > holder.expires_on

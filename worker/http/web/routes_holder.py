@@ -93,10 +93,10 @@ def confirm_renewal(request: Request, pages: WebPages, id: _Id, csrf: _Text = ""
 
 @router.post("/holder/contact")
 def edit_contact(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", name: _Text = "", phone: _Text = "",
-                 email: _Text = "", locale: _Text = "zh-CN") -> Response:
+                 email: _Text = "", locale: _Text = "zh-CN", wecom_userid: _Text = "") -> Response:
     ws, team = pages.posted(request, csrf)
     lang = lang_of(request)
-    values = {"name": name, "phone": phone, "email": email, "locale": locale}
+    values = {"name": name, "phone": phone, "email": email, "locale": locale, "wecom_userid": wecom_userid}
     try:
         with pages.runtime.unit() as uow:
             holder = holder_of(uow.session, team.id, id)
