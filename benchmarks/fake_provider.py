@@ -45,7 +45,7 @@ def _wecom(users: int) -> tuple[Any, dict[str, str], Callable[[], int]]:
     from notifiers.wecom.fake import FakeWeCom
     fake = FakeWeCom(users={f"bench{i}" for i in range(max(users, 1))}).start()
     return fake, {"PERMIT_WECOM_CORP_ID": fake.corp_id, "PERMIT_WECOM_AGENT_ID": str(fake.agent_id),
-                  "PERMIT_WECOM_SECRET": fake.secret, "PERMIT_WECOM_BASE_URL": fake.base_url}, \
+                  "PERMIT_WECOM_SECRET": fake.secret, "PERMIT_WECOM_BASE_URL": fake.base_url, "PERMIT_WECOM_TEAMS": "*"}, \
         lambda: len(fake.delivered)
 
 

@@ -133,6 +133,10 @@ class Receipt:
     order: Mapping[str, int]
     undelivered: bool  # the carrier says the message did not arrive
     permanent: bool  # ... and retrying cannot change that (unknown number, filtered as spam)
+    opted_out: bool = False  # ... because the person blocked or unsubscribed (recorded as an opt-out)
+    # The Message.idempotency_key the provider echoed (Aliyun's OutId): finds the message when the
+    # send's own id is unknown (a send found by reconciling, whose lookup gives no id).
+    idempotency_key: str | None = None
 
     def rank(self, status: str | None) -> int:
         return self.order.get(status or "", -1)

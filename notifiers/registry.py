@@ -47,6 +47,14 @@ def get_notifier(name: str, env: Mapping[str, str] | None = None, **settings: An
     return notifier
 
 
+def address_problem(name: str, address: str) -> str | None:
+    """Why `address` is not one the notifier `name` can send to (None: it is), for settings that
+    store an address ahead of sending (a WeCom group robot's URL); a notifier offers it as
+    `address_problem(address)`."""
+    check = getattr(_load(name), "address_problem", None)
+    return check(address) if check is not None else None
+
+
 def webhook_routers(sink: InboundSink, env: Mapping[str, str], public_url: str | None) -> list[APIRouter]:
     """The HTTP routes providers call back on (receipts, replies), one router per provider that
     has any: a notifier class offers them as `webhook_router(sink, env, public_url)`."""

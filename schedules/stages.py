@@ -173,10 +173,11 @@ def channel_order(facts: HolderFacts, policy: Policy) -> tuple[str, ...]:
 
 def channel_for(facts: HolderFacts, policy: Policy, after: str | None = None) -> str | None:
     """The first channel in the team's order (else the policy's) the holder has a contact for;
-    with `after`, the first one after that channel (the fallback when it gave up)."""
+    with `after`, the first one after that channel (the fallback when it gave up; if the order
+    no longer has that channel, any other in the order)."""
     order = channel_order(facts, policy)
     if after is not None:
-        order = order[order.index(after) + 1:] if after in order else ()
+        order = order[order.index(after) + 1:] if after in order else tuple(c for c in order if c != after)
     available = reachable_on(facts)
     for channel in order:
         if available.get(channel):

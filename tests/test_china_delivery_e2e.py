@@ -324,3 +324,76 @@ def test_a_send_tencent_cannot_confirm_is_never_sent_twice(factory, team, policy
         assert len(provider.sends()) == 1
     assert outcomes(factory) == ["ambiguous"] * 4 + ["sent"]  # four SMS attempts that only looked, one email
     assert rows(factory) == [("sms", "failed"), ("email", "sent")]
+
+
+def test_a_team_outside_the_wecom_enterprise_gets_the_next_channel_not_a_strangers_inbox(
+        factory, team, policy, provider: Provider, smtp, wecom) -> None:
+    set_channels(factory, team, "wecom,sms")
+    enqueue(factory, team, policy, wecom_userid="zhangsan")  # a member of *another* employer's WeCom
+    d = dispatcher(factory, policy, provider.notifier, smtp, wecom)
+    d.wecom_teams = frozenset({"someone-else"})
+    assert drain(d, at(19)) == ["failed", "sent"]
+    assert wecom.delivered == [] and rows(factory) == [("wecom", "failed"), ("sms", "sent")]
+
+
+def test_a_wecom_account_removed_after_planning_sends_the_touch_on_the_next_channel(
+        factory, team, policy, provider: Provider, smtp, wecom) -> None:
+    set_channels(factory, team, "wecom,sms")
+    holder_id = enqueue(factory, team, policy, wecom_userid="zhangsan")
+    with unit_of_work(factory) as session:
+        session.execute(update(Holder).where(Holder.id == holder_id).values(wecom_userid=None))
+    assert drain(dispatcher(factory, policy, provider.notifier, smtp, wecom), at(19)) == ["cancelled", "sent"]
+    assert rows(factory) == [("wecom", "cancelled"), ("sms", "sent")]
+
+
+def test_a_failed_channel_the_team_has_since_dropped_still_falls_back_to_one_it_has(
+        factory, team, policy, provider: Provider, smtp) -> None:
+    set_channels(factory, team, "sms,email")
+    enqueue(factory, team, policy, email="zhang@acme.example")
+    set_channels(factory, team, "email")  # sms left the order after the touch was planned
+    provider.script("permanent")
+    assert drain(dispatcher(factory, policy, provider.notifier, smtp), at(12)) == ["failed", "sent"]
+    assert rows(factory) == [("sms", "failed"), ("email", "sent")]
+
+
+def test_a_lookup_that_cannot_tell_keeps_the_text_of_the_send_really_made(factory, team, policy, smtp) -> None:
+    """The next day's reconcile must look for the first day's text (its countdown), not for a
+    rendering that was never sent."""
+    with FakeTencentSms() as fake:
+        fake.echo_session_context = False
+        notifier = TencentSmsNotifier(secret_id=fake.secret_id, secret_key=fake.secret_key,
+                                      sdk_app_id=fake.sdk_app_id, sign_name=SIGN, endpoint=fake.endpoint,
+                                      timeout_seconds=2.0)
+        enqueue(factory, team, policy)
+        fake.script(tencent_fake.server_error(accept=True))
+        d = dispatcher(factory, policy, notifier, smtp)
+        assert d.dispatch_one(at(10)) == "retry"
+        assert d.dispatch_one(at(10) + timedelta(days=1)) == "retry"  # looked, could not tell, sent nothing
+        assert len([r for r in fake.requests if r.action == "SendSms"]) == 1
+    with unit_of_work(factory) as session:
+        assert session.scalar(select(Notification.rendered_on)) == TOUCH_DAY
+        first, second = session.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.id)).all()
+        assert (first.outcome, second.outcome) == ("ambiguous", "ambiguous")
+
+
+def test_an_aliyun_receipt_for_a_reconciled_send_finds_it_by_the_echoed_out_id(
+        db_url, factory, team, policy, smtp, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeAliyun() as fake:
+        provider = Provider("aliyun", fake, AliyunSmsNotifier(
+            access_key_id=fake.access_key_id, access_key_secret=fake.access_key_secret, sign_name=SIGN,
+            endpoint=fake.endpoint, timeout_seconds=2.0))
+        holder_id = enqueue(factory, team, policy, email="zhang@acme.example")
+        provider.script("ambiguous")
+        assert drain(dispatcher(factory, policy, provider.notifier, smtp), at(19)) == ["retry", "sent"]
+        biz_id = fake.accepted[0]["BizId"]
+    with unit_of_work(factory) as session:
+        assert session.scalars(select(DeliveryAttempt.provider_message_id)).all() == [None, None]  # lookup has no id
+        key = session.scalars(select(Notification)).one().key
+    monkeypatch.setenv("PERMIT_ALIYUN_CALLBACK_TOKEN", CALLBACK_TOKEN)
+    client = TestClient(create_app(Runtime(Settings(database_url=db_url))))
+    blocked = [{**report_body("aliyun", biz_id, key)[0], "success": False, "err_code": "MOBILE_IN_BLACK"}]
+    assert client.post(f"/webhooks/aliyun/report?token={CALLBACK_TOKEN}", json=blocked).status_code == 200
+    with unit_of_work(factory) as session:
+        assert session.scalars(select(DeliveryAttempt.provider_message_id)).all() == [None, biz_id]
+        assert session.get(Holder, holder_id).sms_opted_out_at is not None  # type: ignore[union-attr]
+    assert rows(factory) == [("sms", "failed"), ("email", "pending")]

@@ -178,7 +178,8 @@ def test_teams_update_sets_the_channel_order_and_the_robot(workdir: Path, capsys
 @pytest.mark.parametrize(("args", "needle"), [
     (["--channels", "sms,fax"], "expected a comma-separated list of wecom, sms, email"),
     (["--channels", "sms,sms"], "listed twice"),
-    (["--hr-wecom-webhook", "http://example.com/hook?key=1"], "group robot's https URL"),
+    (["--hr-wecom-webhook", "http://example.com/hook?key=1"], "robot webhook URL must use https://"),
+    (["--hr-wecom-webhook", "https://evil.example/cgi-bin/webhook/send?key=1"], "must be on qyapi.weixin.qq.com"),
     (["--hr-email", "not-an-address"], "is not an email address"),
     ([], "nothing to change"),
 ])

@@ -167,6 +167,7 @@ def test_twilio_rejecting_the_message_is_permanent_with_its_code(
     assert result.status is SendStatus.PERMANENT
     assert result.error_code == str(code)
     assert result.error == f"twilio {code}: {text}"  # Twilio's message, without the SDK's prefix
+    assert result.opted_out is (code == 21610)  # the recipient replied STOP: recorded as an opt-out
 
 
 def test_rate_limiting_is_transient_and_keeps_retry_after(fake: FakeTwilio, make_notifier: NotifierFactory) -> None:

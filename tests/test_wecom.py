@@ -117,6 +117,14 @@ def test_a_recipient_that_is_not_a_userid_is_refused_before_sending(
     assert fake.requests == [] and fake.gettoken_calls == 0
 
 
+def test_a_userid_with_an_at_sign_is_sent_as_the_roster_accepts_it(
+    fake: FakeWeCom, make_notifier: NotifierFactory
+) -> None:
+    fake.users.add("li.si@acme")
+    result = make_notifier().send(card(to="li.si@acme"))
+    assert result.status is SendStatus.SENT and fake.delivered[-1]["touser"] == "li.si@acme"
+
+
 def test_a_closed_send_window_sends_nothing(fake: FakeWeCom, make_notifier: NotifierFactory) -> None:
     result = make_notifier().send(card(valid_until=datetime.now(UTC) - timedelta(seconds=1)))
 

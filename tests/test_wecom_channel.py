@@ -124,3 +124,27 @@ def test_a_team_with_only_a_robot_gets_its_digest_there(factory, policy, wecom, 
     assert smtp.messages == [] and len(wecom.delivered) == 1
     with unit_of_work(factory) as session:
         assert session.scalars(select(DigestRun.status)).all() == ["sent"]
+
+
+def test_a_wecom_account_alone_is_refused_unless_the_team_sends_by_wecom(factory, team) -> None:
+    with pytest.raises(RosterError) as info:
+        add_holder(factory, team, "W1", EXPIRES, phone=None, name="王五", wecom_userid="wangwu")
+    [error] = info.value.errors
+    assert error.column == "wecom_userid" and "teams update SLUG --channels wecom" in error.reason
+    with unit_of_work(factory) as session:
+        registry.update_team(session, session.merge(team), channels="wecom,sms,email")
+    team.channels = "wecom,sms,email"
+    add_holder(factory, team, "W1", EXPIRES, phone=None, name="王五", wecom_userid="wangwu")
+    with unit_of_work(factory) as session:
+        assert session.scalars(select(Holder.wecom_userid)).all() == ["wangwu"]
+
+
+def test_wecom_needs_the_teams_it_serves_named_at_start_up(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"PERMIT_WECOM_CORP_ID": "ww123", "PERMIT_WECOM_AGENT_ID": "1000002",
+                        "PERMIT_WECOM_SECRET": "s" * 30}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match="PERMIT_WECOM_TEAMS is not set"):
+        Runtime(Settings(database_url=db_url)).dispatcher()
+    monkeypatch.setenv("PERMIT_WECOM_TEAMS", "acme, acme-sh")
+    dispatcher = Runtime(Settings(database_url=db_url)).dispatcher()
+    assert "wecom" in dispatcher.notifiers and dispatcher.wecom_teams == frozenset({"acme", "acme-sh"})

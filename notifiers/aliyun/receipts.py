@@ -23,6 +23,9 @@ PROVIDER = "aliyun"
 # other's late copy, and "sent" (what the send itself means) ranks below both.
 RANK: Mapping[str, int] = {"sent": 0, "delivered": 1, "undelivered": 1}
 
+# Receipt codes (回执错误码) meaning the person blocked us: the number is in the carrier's or the
+# user's blacklist, or the user rejected the message.
+OPTED_OUT_CODES = frozenset({"MOBILE_IN_BLACK", "USER_REJECT"})
 _MAINLAND = re.compile(r"^1\d{10}$")
 _DIGITS = re.compile(r"^\+?(\d{6,15})$")
 
@@ -62,7 +65,9 @@ def receipt_from(item: Mapping[str, Any]) -> Receipt:
     code = _text(item, "err_code") or None
     return Receipt(provider=PROVIDER, message_id=biz_id, status="delivered" if delivered else "undelivered",
                    error_code=code, order=RANK, undelivered=not delivered,
-                   permanent=not delivered and receipt_is_permanent(code))
+                   permanent=not delivered and receipt_is_permanent(code),
+                   opted_out=not delivered and code in OPTED_OUT_CODES,
+                   idempotency_key=_text(item, "out_id") or None)
 
 
 def e164(number: str) -> str:

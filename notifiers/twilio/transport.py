@@ -19,6 +19,7 @@ used and the from number is ignored (the service picks the sender from its own p
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import logging
@@ -282,13 +283,7 @@ class TwilioSmsNotifier:
 
     def _classify(self, exc: Exception) -> SendResult:
         result = self._classify_unredacted(exc)
-        return SendResult(
-            status=result.status,
-            provider_message_id=result.provider_message_id,
-            error=self._redact(result.error),
-            retry_after_seconds=result.retry_after_seconds,
-            error_code=result.error_code,
-        )
+        return dataclasses.replace(result, error=self._redact(result.error))
 
     def _classify_unredacted(self, exc: Exception) -> SendResult:
         if isinstance(exc, (TwilioRestException, TwilioServiceException)):
@@ -326,6 +321,8 @@ class TwilioSmsNotifier:
                 f"(twilio {twilio_code or status}, HTTP {status})"
             )
         if 400 <= status < 500 and status != 408 and twilio_code is not None:
+            if twilio_code == 21610:  # the recipient replied STOP: Twilio will not deliver to them again
+                return SendResult.unsubscribed(f"twilio 21610: {detail}", error_code="21610")
             return SendResult.permanent(f"twilio {twilio_code}: {detail}", error_code=str(twilio_code))
         return SendResult.transient(
             f"unexpected HTTP {status} without a Twilio error code: check PERMIT_TWILIO_BASE_URL ({detail})"

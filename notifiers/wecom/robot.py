@@ -62,6 +62,8 @@ def mask_robot_url(text: str) -> str:
 class WeComRobotNotifier:
     name = "wecom_robot"
     channels = frozenset({"wecom_group"})
+    # What `teams update --hr-wecom-webhook` checks before storing a URL (notifiers.registry).
+    address_problem = staticmethod(valid_robot_url)
 
     def __init__(self, *, timeout_seconds: float = settings.DEFAULT_TIMEOUT_SECONDS) -> None:
         settings.check_timeout(timeout_seconds, "PERMIT_WECOM_ROBOT_TIMEOUT_SECONDS")

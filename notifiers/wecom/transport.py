@@ -43,9 +43,10 @@ BUTTON_TEXT = "详情"  # at most 4 characters (WeCom's btntxt rule); WeCom's ow
 # Resends of the same request JSON within this many seconds are dropped by WeCom (max 4 hours).
 DUPLICATE_CHECK_SECONDS = 1800
 SERVICE = "WeCom"
-# Official userid rule (40003 in the error-code table): 1-64 letters, digits, '-', '_', '.'.
-# It also keeps out "|" (several recipients) and "@all" (everyone in the app's visible range).
-_USERID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# WeCom's userid rule, as the roster checks it (40003 in the error-code table): 1-64 letters,
+# digits and "_-@.", starting with a letter or digit. That also keeps out "|" (several
+# recipients) and "@all" (everyone in the app's visible range).
+_USERID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _REFRESH = codes.Verdict.REFRESH
 
 

@@ -75,9 +75,13 @@ def teams_update(app: App, slug: str, name: str | None, hr_email: str | None, ch
         raise click.UsageError("nothing to change: give --name, --hr-email, --channels or --hr-wecom-webhook")
     out(f"updated team {slug}: {', '.join(changed)}")
     out(f"channels: {order}")
+    allowed = runtime.settings.wecom_team_slugs()
     if "wecom" in order.split(",") and not runtime.settings.wecom_enabled:
         click.echo("permit-worker: warning: PERMIT_WECOM_CORP_ID is not set on this machine: wecom touches "
                    "fall back to the next channel until the worker has WeCom configured", err=True)
+    elif "wecom" in order.split(",") and allowed is not None and slug not in allowed:
+        click.echo(f"permit-worker: warning: {slug} is not in PERMIT_WECOM_TEAMS: its wecom touches fall back "
+                   "to the next channel (its employees are not members of this WeCom enterprise)", err=True)
 
 
 @teams.command("list")

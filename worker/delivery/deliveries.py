@@ -39,6 +39,9 @@ class Delivery:
     started: datetime
     reconciled: bool = False
     unexpected: bool = False  # an exception outside the notifier's contract: outcome "error"
+    # Nothing was sent (a reconcile that could not tell): put back what preparing stamped, so the
+    # next reconcile still looks for the text of the attempt really made.
+    restore: RenderStamp | None = None
 
     @property
     def error(self) -> str | None:

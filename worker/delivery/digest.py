@@ -120,8 +120,12 @@ def _digest_team(factory: sessionmaker[Session], email: Notifier, policy: Policy
         (log.info if robot_result.status is SendStatus.SENT else log.warning)(
             "digest.wecom_group", team_id=team_id, status=robot_result.status.value, error=_scrub(robot_result.error))
         results.append(robot_result)
-    # Sent if it reached HR anywhere: a retry would repeat it where it did arrive.
+    # Sent if it reached HR anywhere: a retry would repeat it where it did arrive. The email's
+    # own failure is said, so an operator sees it even when the group got the digest.
     result = next((r for r in results if r.status is SendStatus.SENT), results[0])
+    if hr_email and hr_robot and results[0].status is not SendStatus.SENT and result.status is SendStatus.SENT:
+        log.warning("digest.email_failed", team_id=team_id, status=results[0].status.value,
+                    error=_scrub(results[0].error), delivered_to="wecom_group")
     sent = result.status is SendStatus.SENT
     this_run = (DigestRun.team_id == team_id) & (DigestRun.digest_date == day)
     with unit_of_work(factory) as session:

@@ -33,12 +33,12 @@ from worker.delivery.claims import RenderStamp, claim_rows, release_unsent, stam
 from worker.delivery.deliveries import Delivery, Prepared, RetryPolicy
 from worker.delivery.fallback import fall_back
 from worker.delivery.ratelimit import RateLimits
-from worker.delivery.recording import Recorder, last_ambiguous_attempts, release_note
+from worker.delivery.recording import Recorder, Unresolved, last_ambiguous_attempts, release_note
 from worker.delivery.sender_pool import run_batch
 from worker.planning.evaluation import contact_for, evaluate_holder, holder_zone, message_context
 from worker.planning.points import points_check
 from worker.store.db import unit_of_work
-from worker.store.models import DeliveryAttempt, Holder, Notification, utcnow
+from worker.store.models import Holder, Notification, utcnow
 from worker.store.statuses import NoteStatus, Outcome
 
 __all__ = ["DEFAULT_CONCURRENCY", "Delivery", "Dispatcher", "Prepared", "RetryPolicy", "default_worker_id"]
@@ -68,6 +68,7 @@ class Dispatcher:
         rate_limits: RateLimits | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         sms_templates: TemplateSet | None = None,
+        wecom_teams: frozenset[str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -83,6 +84,7 @@ class Dispatcher:
         self.rate_limits = rate_limits or RateLimits({})
         self.concurrency = concurrency
         self.sms_templates = sms_templates or load_sms_templates()
+        self.wecom_teams = wecom_teams  # teams whose members are in this WeCom enterprise; None: all
         self.recorder = Recorder(factory, self.worker_id, self.retry, self.rng, policy)
         self.finish = self.recorder.finish  # the sender pool's third step
 
@@ -165,18 +167,19 @@ class Dispatcher:
         return prepared
 
     def _prepare_row(self, session: Session, note: Notification | None, holders: dict[int, Holder],
-                     ambiguous: dict[int, DeliveryAttempt], now: datetime) -> Prepared | str:
+                     ambiguous: dict[int, Unresolved], now: datetime) -> Prepared | str:
         if note is None:
             return Outcome.GONE  # deleted while claimed
         with structlog.contextvars.bound_contextvars(notification_id=note.id, holder_id=note.holder_id):
             return self._prepare_claimed(session, note, holders, ambiguous, now)
 
     def _prepare_claimed(self, session: Session, note: Notification, holders: dict[int, Holder],
-                         ambiguous: dict[int, DeliveryAttempt], now: datetime) -> Prepared | str:
+                         ambiguous: dict[int, Unresolved], now: datetime) -> Prepared | str:
         holder = holders.get(note.holder_id)
         if holder is None:
             return Outcome.GONE  # deleted while claimed
-        earlier_attempt = ambiguous.get(note.id)
+        unresolved = ambiguous.get(note.id)
+        earlier_attempt = unresolved.attempt if unresolved is not None else None
         if earlier_attempt is not None and note.attempts >= self.retry.max_attempts:
             # Only a reclaim gets here (a recorded ambiguous last attempt fails the row at once):
             # the abandoned claim was the last attempt allowed, so give up just as then.
@@ -191,11 +194,13 @@ class Dispatcher:
             stale = self._stale_reason(note, holder, today)
         if stale:
             release_note(note, status=NoteStatus.CANCELLED, reason=stale)
-            if note.channel == "sms" and holder.sms_opted_out_at is not None:
-                fall_back(session, note, holder, "opted out of SMS", now, self.policy)
+            if stale == self._contact_gone(note, holder):
+                # Opted out, or the contact was removed since planning: the touch is still due,
+                # on the next channel the holder can be reached on.
+                fall_back(session, note, holder, stale, now, self.policy)
             log.info("dispatch.cancelled", notification_id=note.id, reason=stale)
             return Outcome.CANCELLED
-        if note.channel not in self.notifiers:
+        if note.channel not in self.notifiers or not self._serves(note.channel, holder):
             # A team's order names a channel this worker has no backend for (e.g. wecom without
             # PERMIT_WECOM_*): retrying cannot help, the next channel can.
             release_note(note, status=NoteStatus.FAILED, reason=reason_text("no_backend", channel=note.channel))
@@ -213,8 +218,13 @@ class Dispatcher:
         if earlier_attempt is not None:  # reconcile against the text exactly as it was sent
             earlier, _ = self._message(note, holder, note.rendered_on or today, None, findings=findings)
         rendered = RenderStamp(note.id, today, segments if note.channel == "sms" else None)
-        return Prepared(note.id, message, earlier, earlier_attempt.started_at if earlier_attempt else None,
+        return Prepared(note.id, message, earlier, unresolved.since if unresolved else None,
                         now, rendered, RenderStamp(note.id, note.rendered_on, note.segments))
+
+    def _serves(self, channel: str, holder: Holder) -> bool:
+        # One WeCom enterprise serves the teams PERMIT_WECOM_TEAMS names: another team's userid
+        # would be looked up among a different employer's members.
+        return channel != "wecom" or self.wecom_teams is None or holder.team.slug in self.wecom_teams
 
     def _stale_reason(self, note: Notification, holder: Holder, today: date) -> str | None:
         if note.cycle_expires_on != holder.expires_on:
@@ -243,7 +253,8 @@ class Dispatcher:
             # SMS text as its description (what to do, by when), in the holder's locale.
             email = render_message("email", holder.locale, ctx)
             sms = render_message("sms", holder.locale, ctx, sms_templates=self.sms_templates)
-            subject, body, segments = email.subject, sms.body.removeprefix(self._plain_prefix(holder.locale)), 0
+            shown = sms.template.locale if sms.template is not None else holder.locale
+            subject, body, segments = email.subject, sms.body.removeprefix(self._plain_prefix(shown)), 0
         else:
             sender = self.notifiers.get(note.channel)
             rendered = render_message(note.channel, holder.locale, ctx, sms_templates=self.sms_templates,
@@ -284,11 +295,12 @@ class Dispatcher:
                 # The last try may have been accepted: look before sending again.
                 found = notifier.reconcile(prepared.reconcile_message or prepared.message, prepared.reconcile_since)
                 if found is not None and found.status is SendStatus.TRANSIENT:
-                    # The lookup could not tell: the earlier send is still unresolved, from the
-                    # same moment, so the next try must look again rather than send.
+                    # The lookup could not tell: the earlier send is still unresolved (the next try
+                    # looks again, from the streak's first ambiguous attempt, rather than send).
                     still = SendResult(SendStatus.AMBIGUOUS, error=found.error,
                                        retry_after_seconds=found.retry_after_seconds)
-                    return Delivery(prepared.row_id, prepared.now, still, notifier.name, prepared.reconcile_since)
+                    return Delivery(prepared.row_id, prepared.now, still, notifier.name, started,
+                                    restore=prepared.unsent)
                 if found is not None:
                     return Delivery(prepared.row_id, prepared.now, found, notifier.name, started, reconciled=True)
             self.rate_limits.acquire(notifier.name)

@@ -40,6 +40,28 @@ def seen_before(session: Session, provider: str, kind: str, message_id: str, sta
     return session.execute(stmt).scalar_one_or_none() is None
 
 
+def _reconciled_attempt(session: Session, provider: str, key: str, sid: str) -> DeliveryAttempt | None:
+    """The attempt a receipt is about when only the echoed key names it: the notification's
+    latest attempt, if it was sent without a provider id (found by reconciling); it takes the
+    receipt's id from now on. Anything else (a malformed key, an attempt with an id) is unknown."""
+    holder_id, cycle, stage, day, channel = (key.split(":") + [""] * 5)[:5]
+    try:
+        found = session.scalar(select(Notification).where(
+            Notification.holder_id == int(holder_id), Notification.cycle_expires_on == date.fromisoformat(cycle),
+            Notification.stage == stage, Notification.touch_day == int(day), Notification.channel == channel))
+    except ValueError:
+        return None
+    if found is None:
+        return None
+    attempt = session.scalar(select(DeliveryAttempt).where(DeliveryAttempt.notification_id == found.id)
+                             .order_by(DeliveryAttempt.attempt_no.desc()).limit(1))
+    if attempt is None or attempt.provider_message_id is not None or attempt.notifier != provider \
+            or attempt.outcome != "sent":
+        return None
+    attempt.provider_message_id = sid[:100]
+    return attempt
+
+
 def apply_receipt(session: Session, receipt: Receipt, now: datetime, *, max_attempts: int = 6,
                   retry_after: timedelta = timedelta(minutes=10), policy: Policy | None = None) -> str:
     """Record a delivery receipt; a permanent carrier failure falls back to email or HR.
@@ -48,9 +70,12 @@ def apply_receipt(session: Session, receipt: Receipt, now: datetime, *, max_atte
     notification's latest attempt acts (an older attempt's late receipt is history). A passing
     carrier failure is retried, and the retry counts toward `max_attempts` like any other, so
     replaying receipts can never send more than one more message."""
-    sid, status, error_code = receipt.message_id, receipt.status, receipt.error_code
+    sid, status = receipt.message_id, receipt.status[:16]
+    error_code = receipt.error_code[:64] if receipt.error_code else None
     attempt = session.scalar(select(DeliveryAttempt).where(DeliveryAttempt.provider_message_id == sid)
                              .order_by(DeliveryAttempt.attempt_no.desc()).limit(1))
+    if attempt is None and receipt.idempotency_key:
+        attempt = _reconciled_attempt(session, receipt.provider, receipt.idempotency_key, sid)
     note = session.get(Notification, attempt.notification_id) if attempt is not None else None
     if attempt is None or note is None:
         return "unknown_message"
@@ -72,6 +97,8 @@ def apply_receipt(session: Session, receipt: Receipt, now: datetime, *, max_atte
                               else reason_text("gave_up_carrier", attempts=note.attempts, status=status,
                                                code=error_code))
         if holder is not None:
+            if receipt.opted_out and note.channel == "sms":
+                record_opt_out(session, holder, now, f"the carrier says the number blocked our SMS ({error_code})")
             fall_back(session, note, holder, f"carrier {status} {error_code}", now, policy)
         return "failed"
     # Not delivered for a reason that may pass (handset off, queue overflow): one more try later.

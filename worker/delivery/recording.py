@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
 import structlog
-from sqlalchemy import Table, and_, func, insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifiers.base import SendResult, SendStatus
@@ -39,16 +40,35 @@ _REASON_LENGTH = 200  # notifications.status_reason
 
 def _clip(reason: str) -> str:
     return reason if len(reason) <= _REASON_LENGTH else reason[:_REASON_LENGTH - 1] + "…"
-def last_ambiguous_attempts(session: Session, row_ids: Sequence[int]) -> dict[int, DeliveryAttempt]:
-    """Each row's latest attempt, where that attempt was ambiguous (one query for a batch)."""
+@dataclass(frozen=True)
+class Unresolved:
+    """A row whose latest attempt was ambiguous: that attempt, and since when it is unresolved."""
+
+    attempt: DeliveryAttempt
+    # The start of the first of the trailing ambiguous attempts: a lookup that could not tell,
+    # or an abandoned claim, must not move the moment the message may have left.
+    since: datetime
+
+
+def last_ambiguous_attempts(session: Session, row_ids: Sequence[int]) -> dict[int, Unresolved]:
+    """Rows whose latest attempt was ambiguous, with since when (one query for a batch; a row has
+    a handful of attempts)."""
     if not row_ids:
         return {}
-    latest = (select(DeliveryAttempt.notification_id, func.max(DeliveryAttempt.attempt_no).label("no"))
-              .where(DeliveryAttempt.notification_id.in_(row_ids))
-              .group_by(DeliveryAttempt.notification_id).subquery())
-    attempts = session.scalars(select(DeliveryAttempt).join(latest, and_(
-        DeliveryAttempt.notification_id == latest.c.notification_id, DeliveryAttempt.attempt_no == latest.c.no)))
-    return {a.notification_id: a for a in attempts if a.outcome == SendStatus.AMBIGUOUS.value}
+    by_row: dict[int, list[DeliveryAttempt]] = {}
+    for a in session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.notification_id.in_(row_ids))
+                             .order_by(DeliveryAttempt.notification_id, DeliveryAttempt.attempt_no)):
+        by_row.setdefault(a.notification_id, []).append(a)
+    out = {}
+    for row_id, attempts in by_row.items():
+        streak = []
+        for a in reversed(attempts):
+            if a.outcome != SendStatus.AMBIGUOUS.value:
+                break
+            streak.append(a)
+        if streak:
+            out[row_id] = Unresolved(streak[0], min(a.started_at for a in streak))
+    return out
 
 
 def release_note(note: Notification, *, status: str, reason: str | None = None,
@@ -129,6 +149,8 @@ class Recorder:
             log.warning("dispatch.claim_lost", notification_id=delivery.row_id)
             return Outcome.CLAIM_LOST
         result = delivery.result
+        if delivery.restore is not None:
+            note.rendered_on, note.segments = delivery.restore.rendered_on, delivery.restore.segments
         note.attempts += 1
         session.add(DeliveryAttempt(
             notification_id=note.id, attempt_no=note.attempts, notifier=delivery.notifier,

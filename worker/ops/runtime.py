@@ -89,6 +89,10 @@ class Runtime:
         by_channel = {"sms": self.settings.sms_backend, "email": self.settings.email_backend,
                       "wecom_group": "wecom_robot"}
         if self.settings.wecom_enabled:
+            if not (self.settings.wecom_teams or "").strip():
+                raise NotifierConfigError(
+                    "PERMIT_WECOM_TEAMS is not set: name the teams whose employees are members of this WeCom "
+                    "enterprise (comma-separated slugs, or * for every team)")
             by_channel["wecom"] = "wecom"
         for channel, name in by_channel.items():
             shared = next((n for n in built.values() if n.name == name), None)
@@ -112,4 +116,5 @@ class Runtime:
             rate_limits=RateLimits(s.rate_limit_map),
             concurrency=s.dispatch_concurrency,
             sms_templates=self.sms_templates,
+            wecom_teams=s.wecom_team_slugs(),
         )

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     email_backend: str = "console"
     # The approved SMS templates (schedules/sms_templates.yaml format); unset: the packaged ones.
     sms_templates: str | None = None
+    # The teams whose employees are members of the WeCom enterprise PERMIT_WECOM_CORP_ID names
+    # ("acme,acme-sh", or "*" for every team): required once WeCom is on, so one employer's
+    # userids are never looked up in another employer's WeCom.
+    wecom_teams: str | None = None
     # Messages per second per backend, e.g. "twilio=10,smtp=5"; a backend not named is unlimited.
     rate_limits: str = ""
     # The base URL under which Twilio reaches `permit-worker serve` (https://worker.example.com):
@@ -127,6 +131,13 @@ class Settings(BaseSettings):
     def wecom_enabled(self) -> bool:
         """The WeCom channel is on once its corp id is set (then all its variables are required)."""
         return bool((self._environ.get("PERMIT_WECOM_CORP_ID") or "").strip())
+
+    def wecom_team_slugs(self) -> frozenset[str] | None:
+        """The teams the wecom channel may serve; None: every team ("*")."""
+        value = (self.wecom_teams or "").strip()
+        if value == "*":
+            return None
+        return frozenset(s.strip() for s in value.split(",") if s.strip())
 
     @property
     def embedded(self) -> bool:

@@ -9,12 +9,12 @@ import hashlib
 import re
 import secrets
 from datetime import date, datetime
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifiers.registry import address_problem
 from schedules.accumulation import accumulation_after_renewal, held_since
 from schedules.policy import CHANNELS
 from schedules.vocabulary import reason_text
@@ -67,12 +67,10 @@ def parse_channels(text: str, option: str = "--channels") -> str:
 
 
 def check_robot_url(url: str) -> str:
-    """A WeCom group robot's webhook URL: https, with its key (http only to this machine, for a fake)."""
-    parts = urlsplit(url.strip())
-    local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
-    if not (parts.scheme == "https" or local) or not parts.hostname or "key=" not in parts.query:
-        raise BadInput("--hr-wecom-webhook must be the group robot's https URL, "
-                       "e.g. https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...")
+    """A WeCom group robot's webhook URL, as the robot notifier will accept it."""
+    problem = address_problem("wecom_robot", url)
+    if problem is not None:
+        raise BadInput(f"--hr-wecom-webhook: {problem} (e.g. https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...)")
     return url.strip()
 
 

@@ -39,6 +39,8 @@ KEEP_CHANGES = 10_000
 EARLIER_EXPIRY = "earlier than the expiry on file"
 EARLIER_EXPIRY_HINT = ("a roster never moves an expiry back by itself: to correct a mistyped date, import with "
                        "--allow-earlier-expiry (API: ?allow_earlier_expiry=true)")
+WECOM_ONLY_REASON = ("a WeCom account alone needs the team's channels to include wecom "
+                     "(teams update SLUG --channels wecom,sms,email); or give a phone or email")
 # Fields whose change since the last endorsement makes auto-renewal unlikely (RULES.md).
 TRACKED = ("address", "employer", "phone")
 POINTS_COLUMNS = ("accumulation_started_on", "points_basis", "points_valid_until", "labor_contract_ends_on",
@@ -182,6 +184,10 @@ def _holders_by_external_id(session: Session, team: Team, external_ids: list[str
 def _import_chunk(session: Session, team: Team, rows: list[RosterRow], key: bytes, look_first: bool,
                   errors: RowErrors, allow_earlier_expiry: bool) -> ImportSummary:
     summary = ImportSummary()
+    if "wecom" not in (team.channels or "").split(","):
+        # A WeCom account is reached only where the team's order has wecom: a holder with nothing
+        # else would silently get no reminder at all.
+        rows = [r for r in rows if not _only_wecom(r, errors)]
     fingerprints = {r.external_id: fingerprint(r.address, key) if r.address else None for r in rows}
     existing = _holders_by_external_id(session, team, [r.external_id for r in rows]) if look_first else {}
     new = [r for r in rows if r.external_id not in existing]
@@ -219,6 +225,9 @@ def _update(session: Session, holder: Holder, row: RosterRow, address_fp: str | 
     if not holder.phone and not holder.email and not holder.wecom_userid:
         errors.add(RowError(row.row, "phone", "phone or email is required"))
         return
+    if not holder.phone and not holder.email and "wecom" not in (holder.team.channels or "").split(","):
+        errors.add(RowError(row.row, "wecom_userid", WECOM_ONLY_REASON))
+        return
     renewed = row.expires_on > holder.expires_on
     if row.expires_on != holder.expires_on:
         changes.append(FieldChange("expires_on", holder.expires_on.isoformat(), row.expires_on.isoformat()))
@@ -239,6 +248,13 @@ def _update(session: Session, holder: Holder, row: RosterRow, address_fp: str | 
     # After a renewal the new cycle starts with nothing changed, so nothing is lost.
     lost = tuple(f for f in TRACKED if f in holder.changed_fields and f not in before)
     summary.changes.append(RowChange(row.row, row.external_id, holder.name, tuple(changes), renewed, lost))
+
+
+def _only_wecom(row: RosterRow, errors: RowErrors) -> bool:
+    if row.wecom_userid and not row.phone and not row.email:
+        errors.add(RowError(row.row, "wecom_userid", WECOM_ONLY_REASON))
+        return True
+    return False
 
 
 def _insert_new(session: Session, values: list[dict[str, Any]]) -> dict[str, int]:

@@ -170,7 +170,7 @@ class Notification(Base):
     # What the provider reported after accepting it (Twilio status callbacks):
     # queued, sent, delivered, undelivered, failed.
     delivery_status: Mapped[str | None] = mapped_column(String(16))
-    delivery_error_code: Mapped[str | None] = mapped_column(String(16))
+    delivery_error_code: Mapped[str | None] = mapped_column(String(64))
     delivery_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     holder: Mapped[Holder] = relationship()

@@ -134,7 +134,7 @@ STAGES: dict[str, tuple[str, str]] = STAGE_LABELS
 REASONS: dict[str, tuple[str, str]] = REASON_LABELS
 AUTO_RENEWAL: dict[str, tuple[str, str]] = AUTO_RENEWAL_LABELS
 WORDS: dict[str, tuple[str, str]] = {
-    "sms": ("短信", "SMS"), "email": ("邮件", "Email"), "pending": ("待发送", "pending"),
+    "sms": ("短信", "SMS"), "email": ("邮件", "Email"), "wecom": ("企业微信", "WeCom"), "pending": ("待发送", "pending"),
     "sending": ("发送中", "sending"), "sent": ("已发送", "sent"), "failed": ("失败", "failed"),
     "cancelled": ("已取消", "cancelled"), "queued": ("排队中", "queued"), "delivered": ("已送达", "delivered"),
     "undelivered": ("未送达", "undelivered"), "own": ("自有住房", "own home"), "relative": ("亲属住房", "relative's home"),
@@ -150,6 +150,7 @@ _ROSTER_ZH: list[tuple[re.Pattern[str], str]] = [(re.compile(p), zh) for p, zh i
     (r"not an email address", "不是有效的邮箱地址"), (r"not a date \(use YYYY-MM-DD\)", "日期格式不对（请用 YYYY-MM-DD）"),
     (r"not a real calendar date", "日期不存在"), (r"must be one of own, relative, rental, dormitory", "只能填 自有、亲属、租赁 或 宿舍"),
     (r"must be one of education, title, social_insurance_multiple.*", "只能填 学历、职称 或 社保倍数"),
+    (r"a WeCom account alone needs the team's channels to include wecom.*", "本团队的发送渠道未包含企业微信：请同时填写手机或邮箱，或将渠道设为 wecom,sms,email"),
     (r"not a WeCom userid.*", "不是有效的企业微信账号（只能用字母、数字和 _-@.，以字母或数字开头）"),
     (r"must be zh-CN or en", "只能填 中文 或 英文"), (r"phone or email is required", "手机和邮箱至少填一项"),
     (r"empty file", "文件是空的"), (r"no data rows", "文件里没有数据行"), (r"not UTF-8 or GBK text", "文件编码无法识别（请用 UTF-8 或 GBK）"),
