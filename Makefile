@@ -21,11 +21,15 @@ run: $(STAMP)
 	$(BIN)/permit-worker run
 
 ## demo: one day of reminders at once: seed, scan, and send as if it were 10:00 in Shanghai today.
+##       On a registry of its own (permit-worker-demo.db, made afresh), so it shows the day's
+##       reminders even after `make run` has sent them from ./permit-worker.db.
+DEMO_DB := sqlite:///permit-worker-demo.db
 demo: $(STAMP)
-	$(BIN)/permit-worker db upgrade
-	$(BIN)/permit-worker demo seed
-	$(BIN)/permit-worker scan
-	$(BIN)/permit-worker dispatch --once --now "$$(TZ=Asia/Shanghai date +%Y-%m-%dT10:00:00+08:00)"
+	rm -f permit-worker-demo.db permit-worker-demo.db-wal permit-worker-demo.db-shm
+	PERMIT_DATABASE_URL=$(DEMO_DB) $(BIN)/permit-worker db upgrade
+	PERMIT_DATABASE_URL=$(DEMO_DB) $(BIN)/permit-worker demo seed
+	PERMIT_DATABASE_URL=$(DEMO_DB) $(BIN)/permit-worker scan
+	PERMIT_DATABASE_URL=$(DEMO_DB) $(BIN)/permit-worker dispatch --once --now "$$(TZ=Asia/Shanghai date +%Y-%m-%dT10:00:00+08:00)"
 
 ## test: lint, then every test (unit, SQLite and PostgreSQL integration, CLI and daemon subprocesses).
 ##       As root, it installs and starts a local PostgreSQL (127.0.0.1) unless
@@ -55,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) permit-worker.db permit-worker.db-wal permit-worker.db-shm .pytest_cache
+	rm -rf $(VENV) permit-worker.db permit-worker.db-wal permit-worker.db-shm permit-worker-demo.db* .pytest_cache

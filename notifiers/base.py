@@ -158,3 +158,9 @@ class InboundSink(Protocol):
     def receipt(self, receipt: Receipt) -> str: ...
 
     def reply(self, reply: Reply) -> str: ...
+
+
+def sms_backend_selected(env: Mapping[str, str], name: str) -> bool:
+    """Whether the settings' environment selects provider `name` for SMS: a provider's webhooks
+    say they are disabled only then, not on every worker that uses another backend."""
+    return (env.get("PERMIT_SMS_BACKEND") or "").strip().lower() == name

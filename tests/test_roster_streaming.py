@@ -231,13 +231,13 @@ def test_the_cli_imports_a_file_of_several_chunks_all_or_nothing(tmp_path: Path,
     proc = run("holders", "import", str(bad), "--team", "acme")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[0] == "row 4502: expires_on: not a real calendar date"
-    assert run("holders", "list", "--team", "acme").stdout == ""
+    assert run("holders", "list", "--team", "acme", "--json").stdout == ""
     good = tmp_path / "good.csv"
     good.write_text(HEADER + body, encoding="utf-8")
     proc = run("holders", "import", str(good), "--team", "acme")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("imported 4500 holders into acme: 4500 new, 0 updated, 0 unchanged, 0 renewed; ")
-    assert len(run("holders", "list", "--team", "acme").stdout.splitlines()) == 4500
+    assert len(run("holders", "list", "--team", "acme", "--json").stdout.splitlines()) == 4500
 
 
 def test_a_row_taken_by_a_concurrent_import_is_updated_not_lost(factory: sessionmaker[Session], team: Team) -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import structlog
 from fastapi import APIRouter, Request, Response
 
-from notifiers.base import InboundSink
+from notifiers.base import InboundSink, sms_backend_selected
 from notifiers.tencent.receipts import receipt_from, reply_from
 
 log = structlog.get_logger("worker.webhooks")
@@ -56,7 +56,7 @@ def webhook_router(sink: InboundSink, env: Mapping[str, str], public_url: str | 
     request is refused. `public_url` is not needed: the token does not depend on the URL."""
     router = APIRouter()
     expected = (env.get(TOKEN_VARIABLE) or "").strip().encode()
-    if not expected:
+    if not expected and sms_backend_selected(env, "tencent"):
         log.warning("webhook.disabled", provider="tencent",
                     reason=f"{TOKEN_VARIABLE} is not set: every Tencent webhook request gets 403")
 

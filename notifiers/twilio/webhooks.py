@@ -13,7 +13,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
 
-from notifiers.base import InboundSink
+from notifiers.base import InboundSink, sms_backend_selected
 from notifiers.twilio.receipts import receipt_from, reply_from
 
 log = structlog.get_logger("worker.webhooks")
@@ -34,7 +34,7 @@ def webhook_router(sink: InboundSink, env: Mapping[str, str], public_url: str | 
     auth_token = env.get("TWILIO_AUTH_TOKEN") or None
     base_url = (public_url or "").rstrip("/") or None
     validator = RequestValidator(auth_token) if auth_token else None
-    if validator is None:
+    if validator is None and sms_backend_selected(env, "twilio"):
         log.warning("webhook.disabled", reason="TWILIO_AUTH_TOKEN is not set: every webhook request gets 403")
 
     async def verified_form(request: Request) -> dict[str, str] | None:

@@ -30,6 +30,18 @@ def parse_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from exc
 
 
+def parse_roster_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    """A date as a roster cell takes it: 2027-12-08 or 2027/12/8."""
+    if value is None:
+        return None
+    from worker.registry.roster import parse_date
+
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: {exc} (or YYYY/M/D)") from None
+
+
 def parse_moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None

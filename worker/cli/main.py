@@ -47,8 +47,9 @@ def db() -> None:
 @pass_app
 def db_upgrade(app: App) -> None:
     """Create or migrate the schema to the latest version."""
-    upgrade(app.runtime.settings.database_url)
-    out("database schema is up to date")
+    done = upgrade(app.runtime.settings.database_url)
+    out({"created": "database schema created", "migrated": "database schema migrated to the latest version",
+         "current": "database schema is already up to date"}[done])
 
 
 @cli.group()
@@ -207,10 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (see: permit-worker {exc.ctx.command_path.split(' ', 1)[-1]} --help)" if exc.ctx else ""
         return _fail(exc.format_message() + hint, 2)
     except RosterError as exc:
-        for error in exc.errors:
-            click.echo(str(error), err=True)
+        # A file with Chinese headers hears back in Chinese (worker/cli/roster_files.py).
+        for line in getattr(exc, "lines", None) or [str(error) for error in exc.errors]:
+            click.echo(line, err=True)
         if exc.truncated:  # thousands of bad rows: the first ones in full, then one line of counts
             click.echo(exc.summary_line(), err=True)
+        if getattr(exc, "lang", "en") == "zh":
+            return _fail(f"共 {exc.total} 处错误，未导入任何数据", 2)
         return _fail(f"{exc.total} bad row(s); nothing was imported", 2)
     except (BadInput, PolicyError, NotifierConfigError, FingerprintKeyError) as exc:
         return _fail(str(exc), 2)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import click
 
-from worker.cli.common import App, json_line, out, parse_day, pass_app
+from schedules.stages import STAGES
+from worker.cli.common import App, out, parse_day, parse_roster_day, pass_app
+from worker.cli.listing import export_holders, list_holders
+from worker.cli.roster_files import roster_rows
 from worker.registry import records as registry
 from worker.registry import service
-from worker.registry.records import BadInput
-from worker.registry.roster import iter_roster_csv, parse_roster, spool_roster
+from worker.registry.roster import parse_roster
 from worker.store.db import unit_of_work
 
 
@@ -112,15 +114,12 @@ def holders() -> None:
               help="Let rows move an expiry earlier than the one on file (to correct a mistyped date).")
 @pass_app
 def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_earlier_expiry: bool) -> None:
-    """Import a roster CSV (UTF-8, UTF-8 with BOM or GBK; English or Chinese headers)."""
-    try:
-        stream = file.open("rb")
-    except OSError as exc:
-        raise BadInput(f"cannot read {file}: {exc.strerror}") from exc
+    """Import a roster: CSV (UTF-8, UTF-8 with BOM or GBK) or XLSX (the web's template), told
+    apart by content; English or Chinese headers, and errors in the file's language."""
     # Two passes, so memory stays flat in the file size: validate the whole file streaming
     # (RosterError: every bad row, nothing written), keeping the valid rows in a temporary file;
     # then write them in chunks, all in one transaction, so a file is still all-or-nothing.
-    with stream, spool_roster(iter_roster_csv(stream)) as rows:
+    with roster_rows(file) as (rows, _lang):
         runtime = app.ready()
         with runtime.unit() as uow:
             report = service.import_rows(uow, service.team_of(uow, team_slug), rows, runtime.settings.fingerprint_key,
@@ -148,40 +147,47 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_ea
 @holders.command("list")
 @click.option("--team", "team_slug", required=True)
 @click.option("--today", callback=parse_day, help="Evaluate as of this date (YYYY-MM-DD).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--stage", type=click.Choice(STAGES), default=None, help="Only holders in this stage.")
+@click.option("--expires-before", "expires_before", callback=parse_roster_day, default=None,
+              help="Only holders whose permit expires before this date.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default=None,
+              help="table (default, with a header), csv, or json (one object per line).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @pass_app
-def holders_list(app: App, team_slug: str, today: date | None, as_json: bool) -> None:
-    """List a team's holders with their stage."""
-    from worker.planning.evaluation import evaluate_holder, holder_today
-
-    runtime = app.ready()
-    now = datetime.now(UTC)
-    with unit_of_work(runtime.factory) as session:
-        team = registry.get_team(session, team_slug)
-        for holder in registry.holders_of(session, team):
-            day = today or holder_today(holder, now, runtime.settings.tz)
-            ev = evaluate_holder(holder, day, runtime.policy)
-            if as_json:
-                json_line({"external_id": holder.external_id, "expires_on": holder.expires_on.isoformat(),
-                            "stage": ev.stage, "days_left": ev.days_left, "auto_renewal": ev.auto_renewal,
-                            "eligible": None if ev.auto_renewal == "not_applicable" else ev.eligibility.eligible,
-                            "eligibility_reasons": list(ev.eligibility.reasons), "channel": ev.channel})
-            else:
-                reasons = ",".join(ev.eligibility.reasons) or "-"
-                out(f"{holder.external_id}\t{holder.expires_on}\t{ev.days_left:>5}\t{ev.stage}\t{reasons}")
+def holders_list(app: App, team_slug: str, today: date | None, stage: str | None, expires_before: date | None,
+                 fmt: str | None, as_json: bool) -> None:
+    """List a team's holders with their stage, soonest expiry first."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError("--json and --format table|csv cannot be used together")
+    list_holders(app.ready(), team_slug, today, stage, expires_before, "json" if as_json else fmt or "table")
 
 
 @holders.command("confirm-renewal")
 @click.argument("external_id")
 @click.option("--team", "team_slug", required=True)
-@click.option("--expires-on", "expires_on", required=True, callback=parse_day, help="The new expiry date.")
+@click.option("--expires-on", "expires_on", required=True, callback=parse_roster_day,
+              help="The new expiry date (YYYY-MM-DD or YYYY/M/D, as in a roster).")
+@click.option("--yes", is_flag=True, help="Record it even if it is more than 13 months after the current expiry.")
 @pass_app
-def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_on: date) -> None:
+def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_on: date, yes: bool) -> None:
     """Record an endorsement: a new cycle starts and the old one's reminders stop."""
     with app.ready().unit() as uow:
-        service.confirm_renewal(uow, service.team_of(uow, team_slug), external_id, expires_on)
+        service.confirm_renewal(uow, service.team_of(uow, team_slug), external_id, expires_on, confirm_far=yes)
         uow.commit()
     out(f"renewal recorded: {external_id} now expires on {expires_on.isoformat()}")
+
+
+@holders.command("export")
+@click.option("--team", "team_slug", required=True)
+@click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here: .xlsx for a workbook, anything else CSV (UTF-8 with BOM). Default: CSV on stdout.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Column names in Chinese (as the web's template) or English.")
+@pass_app
+def holders_export(app: App, team_slug: str, output: Path | None, lang: str) -> None:
+    """Export the team's holders in the roster's own columns (plus stage and days left), so the
+    file imports back unchanged."""
+    export_holders(app.ready(), team_slug, output, lang)
 
 
 @holders.command("delete")

@@ -20,6 +20,7 @@ from worker.http.api import holders
 from worker.http.api.auth import RequestRateLimiter
 from worker.http.api.errors import install_error_handlers
 from worker.http.api.limits import AccessLog, BodySizeLimit, RejectControlCharacters
+from worker.http.docs.page import install_docs
 from worker.http.web import install_web
 from worker.http.web.preview import PURGE_EVERY_SECONDS, UploadStore
 from worker.ops.heartbeat import age_seconds, freshest_dispatcher_heartbeat
@@ -114,6 +115,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    install_docs(app)  # / -> /web/, and /docs rendered from the OpenAPI document
     # The HR pages under /web (after the middleware: it extends the upload limit).
     stores.append(install_web(app, runtime))
     app.state.upload_store = stores[0]

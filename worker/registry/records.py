@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from calendar import monthrange
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -155,8 +156,25 @@ def team_for_token(session: Session, token: str) -> Team | None:
     return session.scalar(select(Team).where(Team.token_hash == token_hash(token)))
 
 
-def confirm_renewal(session: Session, team: Team, external_id: str, new_expires_on: date) -> Holder:
+# An endorsement extends a permit by a year; a new expiry further out than this is likely a typo.
+FAR_RENEWAL_MONTHS = 13
+
+
+def far_renewal(current: date, new: date) -> bool:
+    """The new expiry is more than 13 months after the current one: ask before recording it."""
+    months = current.month - 1 + FAR_RENEWAL_MONTHS
+    year, month = current.year + months // 12, months % 12 + 1
+    limit = date(year, month, min(current.day, monthrange(year, month)[1]))
+    return new > limit
+
+
+def confirm_renewal(session: Session, team: Team, external_id: str, new_expires_on: date,
+                    confirm_far: bool = True) -> Holder:
     holder = get_holder(session, team, external_id)
+    if not confirm_far and far_renewal(holder.expires_on, new_expires_on):
+        raise BadInput(
+            f"--expires-on {new_expires_on} is more than {FAR_RENEWAL_MONTHS} months after the current expiry "
+            f"{holder.expires_on} (an endorsement extends the permit by a year): check the date, or pass --yes")
     if new_expires_on <= holder.expires_on:
         raise BadInput(
             f"--expires-on {new_expires_on} must be after the current expiry {holder.expires_on} "
@@ -185,5 +203,8 @@ def erase_holder(factory: sessionmaker[Session], engine: Engine, team_id: int, e
     checkpoint_after_erasure(engine)
 
 
-def holders_of(session: Session, team: Team) -> list[Holder]:
-    return list(session.scalars(select(Holder).where(Holder.team_id == team.id).order_by(Holder.expires_on, Holder.id)))
+def holders_of(session: Session, team: Team, expires_before: date | None = None) -> list[Holder]:
+    query = select(Holder).where(Holder.team_id == team.id)
+    if expires_before is not None:
+        query = query.where(Holder.expires_on < expires_before)
+    return list(session.scalars(query.order_by(Holder.expires_on, Holder.id)))

@@ -149,6 +149,26 @@ def parse_roster_xlsx(data: bytes) -> list[RosterRow]:
         workbook.close()
 
 
+def header_titles(data: bytes) -> list[str]:
+    """The first non-blank row of the first worksheet (what the file calls its columns); [] when
+    it cannot be read (parse_roster_xlsx then says why)."""
+    try:
+        _check_archive(data)
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+    except Exception:
+        return []
+    try:
+        if not workbook.worksheets:
+            return []
+        with closing(_sheet_rows(workbook.worksheets[0])) as rows:
+            first = next(rows, None)
+            return [] if first is None else [cell.strip() for cell in first[1]]
+    except RosterError:
+        return []
+    finally:
+        workbook.close()
+
+
 def _is_xls(name: str, data: bytes) -> bool:
     # The content type is not used: browsers send the .xls type (application/vnd.ms-excel) for
     # plain .csv files too when Excel is installed. The bytes win over the name, so an .xlsx

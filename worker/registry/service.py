@@ -131,9 +131,11 @@ def preview_rows(uow: UnitOfWork, team: Team, rows: list[RosterRow], key_setting
     return summary
 
 
-def confirm_renewal(uow: UnitOfWork, team: Team, external_id: str, expires_on: date) -> Holder:
-    """Record an endorsement (BadInput unless later than the expiry on file): a new cycle."""
-    holder = records.confirm_renewal(uow.session, team, external_id, expires_on)
+def confirm_renewal(uow: UnitOfWork, team: Team, external_id: str, expires_on: date,
+                    confirm_far: bool = True) -> Holder:
+    """Record an endorsement (BadInput unless later than the expiry on file; with confirm_far
+    False, also when more than 13 months later): a new cycle."""
+    holder = records.confirm_renewal(uow.session, team, external_id, expires_on, confirm_far)
     uow.bind(holder=holder.id)
     uow.collect([RenewalConfirmed(holder.id)])
     return holder

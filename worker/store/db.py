@@ -92,10 +92,18 @@ def alembic_config(url: str) -> Any:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head") -> str:
+    """Migrate to `revision`; says what it found: "created", "migrated" or "current"."""
     from alembic import command
 
+    engine = make_engine(url)
+    try:
+        existed = inspect(engine).has_table("alembic_version")
+        current = existed and schema_is_current(engine)
+    finally:
+        engine.dispose()
     command.upgrade(alembic_config(url), revision)
+    return "current" if current else "migrated" if existed else "created"
 
 
 def schema_is_current(engine: Engine) -> bool:

@@ -1,0 +1,114 @@
+"""Roster files on the command line: read CSV or XLSX by content, say errors in the file's own
+words, show progress on a terminal, and write the team's registry back out as CSV or XLSX.
+
+The web pages do the same with the same code (worker/registry/roster*.py for reading,
+worker/http/web/export.py for writing, worker/http/web/i18n.py for the words), so a file that the
+web hands out imports here, and a file exported here imports on the web, unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+
+from worker.http.web.i18n import column_label, roster_error
+from worker.registry.records import BadInput
+from worker.registry.roster import CHINESE_HEADERS, RosterError, RosterRow, iter_roster_csv, spool_roster
+from worker.registry.roster_xlsx import header_titles, parse_upload
+
+# A ZIP archive (XLSX) or an OLE2 compound file (old .xls): read whole, as the web does.
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+_HEAD = 64 * 1024
+
+
+def _tracked(rows: Iterator[RosterRow], stream: BinaryIO, bar: Any) -> Iterator[RosterRow]:
+    """The rows, moving the progress bar to how far into the file they are."""
+    done = 0
+    for n, row in enumerate(rows):
+        if bar is not None and n % 500 == 0:
+            position = stream.tell()
+            bar.update(max(0, position - done))
+            done = max(done, position)
+        yield row
+
+
+def language_of(head: bytes) -> str:
+    """"zh" when the file's header row uses the Chinese column names, else "en"."""
+    for encoding in ("utf-8-sig", "gbk"):
+        try:
+            text = head.decode(encoding, errors="ignore" if encoding == "gbk" else "strict")
+        except UnicodeDecodeError:
+            continue
+        if any(title in text for title in CHINESE_HEADERS):
+            return "zh"
+    return "en"
+
+
+def localized(exc: RosterError, lang: str) -> RosterError:
+    """The same errors, naming each column as the file named it and giving the reason in its
+    language (a Chinese header row gets "第 3 行 手机：不是有效的中国大陆手机号")."""
+    if lang != "zh":
+        return exc
+    lines = [f"第 {e.row} 行 {column_label('zh', e.column)}：{roster_error('zh', e.reason)}" if e.row
+             else f"{column_label('zh', e.column)}：{roster_error('zh', e.reason)}" for e in exc.errors]
+    return LocalizedRosterError(exc, lines, lang)
+
+
+class LocalizedRosterError(RosterError):
+    def __init__(self, original: RosterError, lines: list[str], lang: str) -> None:
+        super().__init__(original.errors, original.total, original.counts)
+        self.lines = lines
+        self.lang = lang
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+    def summary_line(self) -> str:
+        kinds = "；".join(f"{n} × {column_label('zh', column)}：{roster_error('zh', reason)}"
+                         for column, reason, n in self.by_reason())
+        return f"另有 {self.total - len(self.errors)} 处错误（共 {self.total} 处）：{kinds}"
+
+
+@contextmanager
+def roster_rows(path: Path) -> Iterator[tuple[Iterator[RosterRow], str]]:
+    """The file's valid rows, spooled to a temporary file (memory flat in the file size for CSV),
+    and the file's language; RosterError (localized) for a bad file, nothing read into the DB."""
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from exc
+    with stream:
+        head = stream.read(_HEAD)
+        stream.seek(0)
+        if head.startswith(_WORKBOOK_MAGIC):
+            data = stream.read()
+            lang = "zh" if any(t in CHINESE_HEADERS for t in header_titles(data)) else "en"
+            try:
+                parsed = parse_upload(path.name, None, data)
+            except RosterError as exc:
+                raise localized(exc, lang) from None
+            with spool_roster(iter(parsed)) as spooled:
+                yield iter(spooled), lang
+            return
+        lang = language_of(head)
+        size = path.stat().st_size if sys.stderr.isatty() else 0
+        try:
+            with _progress(size) as bar, spool_roster(_tracked(iter_roster_csv(stream), stream, bar)) as spooled:
+                yield iter(spooled), lang
+        except RosterError as exc:
+            raise localized(exc, lang) from None
+
+
+@contextmanager
+def _progress(size: int) -> Iterator[Any]:
+    """A progress bar over the file's bytes on a terminal (a 50,000-row file takes seconds)."""
+    if not size:
+        yield None
+        return
+    with click.progressbar(length=size, label="checking the roster", file=sys.stderr) as bar:
+        yield bar
