@@ -170,3 +170,17 @@ def test_the_root_goes_to_the_hr_pages_and_docs_are_served_without_scripts(db_ur
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/v1/holders" in docs.text and "<script" not in docs.text
     assert "default-src 'none'" in docs.headers["content-security-policy"]
+
+
+def test_pause_and_resume_from_the_cli(team: str, workdir: Path, capsys) -> None:
+    main(["holders", "import", str(roster_csv(workdir / "in.csv", ROWS)), "--team", team])
+    capsys.readouterr()
+    until = (TODAY + timedelta(days=90)).isoformat().replace("-", "/")
+    assert main(["holders", "pause", "E2", "--team", team, "--until", until, "--reason", "产假"]) == 0
+    assert "nothing is sent to them up to and including" in capsys.readouterr().out
+    assert main(["holders", "pause", "E2", "--team", team, "--until", "2001-01-01"]) == 2
+    assert "is in the past" in capsys.readouterr().err
+    assert main(["holders", "resume", "E2", "--team", team]) == 0
+    assert "resumed E2; 0 reminder(s) due now enqueued" in capsys.readouterr().out  # its -10 touch is queued already
+    assert main(["holders", "resume", "E2", "--team", team]) == 2
+    assert "E2 is not paused" in capsys.readouterr().err

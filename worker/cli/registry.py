@@ -177,6 +177,36 @@ def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_
     out(f"renewal recorded: {external_id} now expires on {expires_on.isoformat()}")
 
 
+@holders.command("pause")
+@click.argument("external_id")
+@click.option("--team", "team_slug", required=True)
+@click.option("--until", "until", required=True, callback=parse_roster_day,
+              help="The last day nothing is sent (inclusive; YYYY-MM-DD or YYYY/M/D).")
+@click.option("--reason", default=None, help="Why, for HR (e.g. parental leave); at most 200 characters.")
+@pass_app
+def holders_pause(app: App, external_id: str, team_slug: str, until: date, reason: str | None) -> None:
+    """Send the holder nothing until a day (parental leave, a secondment abroad). HR still sees
+    them in the digest; at the end the latest due reminder goes out, never a backlog."""
+    with app.ready().unit() as uow:
+        service.pause_holder(uow, service.team_of(uow, team_slug), external_id, until, reason)
+        uow.commit()
+    out(f"paused {external_id}: nothing is sent to them up to and including {until.isoformat()}")
+
+
+@holders.command("resume")
+@click.argument("external_id")
+@click.option("--team", "team_slug", required=True)
+@pass_app
+def holders_resume(app: App, external_id: str, team_slug: str) -> None:
+    """End a pause now: the reminder due today goes out."""
+    with app.ready().unit() as uow:
+        service.resume_holder(uow, service.team_of(uow, team_slug), external_id)
+        uow.handle_events()
+        enqueued = uow.enqueued_count
+        uow.commit()
+    out(f"resumed {external_id}; {enqueued} reminder(s) due now enqueued")
+
+
 @holders.command("export")
 @click.option("--team", "team_slug", required=True)
 @click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -15,7 +15,7 @@ import random
 import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -207,6 +207,13 @@ class Dispatcher:
             fall_back(session, note, holder, f"no {note.channel} backend", now, self.policy)
             log.warning("dispatch.no_backend", notification_id=note.id, channel=note.channel)
             return Outcome.FAILED
+        if holder.paused_until is not None and today <= holder.paused_until:
+            # Held, not dropped: at the pause's end the row is checked again like any other (a
+            # touch the holder has moved past by then is cancelled and the newer one goes).
+            resume_at = datetime.combine(holder.paused_until + timedelta(days=1), time.min, zone)
+            release_note(note, status=NoteStatus.PENDING, next_attempt_at=resume_at)
+            log.info("dispatch.paused", notification_id=note.id, until=holder.paused_until)
+            return Outcome.DEFERRED
         opening = next_window_opening(now, self.window, zone)
         if opening > now:
             # Quiet hours: wait for the window without spending an attempt.

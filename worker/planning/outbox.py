@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,8 @@ NEVER = date(9999, 12, 31)
 # daily scan, bulk registration) select these, joined to Team, and hand them to `TouchPlanner`.
 DUE_COLUMNS = (Holder.id, Holder.external_id, Holder.expires_on, Holder.housing_type,
                Holder.rental_registration_ends_on, Holder.changed_since_endorsement, Holder.phone, Holder.email,
-               Holder.sms_opted_out_at, Holder.timezone, Team.slug, Holder.wecom_userid, Team.channels)
+               Holder.sms_opted_out_at, Holder.timezone, Team.slug, Holder.wecom_userid, Team.channels,
+               Holder.paused_until)
 # The outbox's idempotency key (its unique constraint).
 _TOUCH_KEY = ("holder_id", "cycle_expires_on", "stage", "touch_day", "channel")
 # Bound on IN lists: a scan batch's worth, well under SQLite's 32,766 variables.
@@ -148,6 +149,8 @@ def enqueue_due(session: Session, holder: Holder, team_slug: str, day: date, pol
 
     Returns the touch enqueued (or, dry, that would be), "no_contact", or None when nothing new.
     """
+    if is_paused(holder, day):
+        return None
     evaluation = evaluate_holder(holder, day, policy)
     touch = evaluation.due_touch
     if touch is None:
@@ -168,7 +171,14 @@ def enqueue_due(session: Session, holder: Holder, team_slug: str, day: date, pol
 
 
 def next_due_on(holder: Holder, day: date, policy: Policy) -> date:
+    if holder.paused_until is not None and day <= holder.paused_until:
+        return holder.paused_until + timedelta(days=1)
     return next_touch_on(facts_of(holder), day, policy) or NEVER
+
+
+def is_paused(holder: Holder, day: date) -> bool:
+    """The holder's reminders are paused on `day` (holders pause ... --until, inclusive)."""
+    return holder.paused_until is not None and day <= holder.paused_until
 
 
 # -- set-based: many holders at once ------------------------------------------------------------
@@ -199,8 +209,13 @@ class TouchPlanner:
     def plan(self, row: Sequence[Any]) -> tuple[date | None, Candidate | str | None]:
         """(next_due_on after the holder's day, None when not scheduling; then the touch due
         that day: a candidate, or "no_contact", or None)."""
-        (hid, ext, expires, housing, rental, changed, phone, email, opted_out, tz, slug, wecom, channels) = row
+        (hid, ext, expires, housing, rental, changed, phone, email, opted_out, tz, slug, wecom, channels,
+         paused_until) = row
         _, day, day_starts = self._days.get(tz) or self._day_of(tz)
+        if paused_until is not None and day <= paused_until:
+            # Paused: nothing is planned; the day after the pause the holder is looked at again and
+            # gets the touch due then, the latest one, never the backlog.
+            return paused_until + timedelta(days=1), None
         # Memoised on the raw columns, reduced to what the facts keep of the contacts.
         key = (expires, housing, rental, changed, reachable_by_sms(phone, opted_out), bool(email), bool(wecom),
                channels, day)

@@ -9,7 +9,7 @@ import hashlib
 import re
 import secrets
 from calendar import monthrange
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, delete, select, update
@@ -181,6 +181,41 @@ def confirm_renewal(session: Session, team: Team, external_id: str, new_expires_
             "(an endorsement extends the permit)"
         )
     start_new_cycle(session, holder, new_expires_on, reason_text("renewal_confirmed"))
+    return holder
+
+
+# The longest pause: a parental leave or a secondment; anything longer is a typo or a leaver.
+MAX_PAUSE_DAYS = 2 * 366
+
+
+def pause_holder(session: Session, team: Team, external_id: str, until: date, reason: str | None,
+                 today: date) -> Holder:
+    """Send the holder nothing up to and including `until` (BadInput: not in the future, too far,
+    or a reason that cannot be stored). Unsent reminders wait for the pause's end."""
+    holder = get_holder(session, team, external_id)
+    if until < today:
+        raise BadInput(f"--until {until} is in the past (today is {today})")
+    if (until - today).days > MAX_PAUSE_DAYS:
+        raise BadInput(f"--until {until} is more than two years away: for someone who left, delete them instead")
+    text = (reason or "").strip() or None
+    if text is not None and (len(text) > 200 or control_characters(text)):
+        raise BadInput(f"--reason must be at most 200 characters of text ({CONTROL_REASON.split(' (')[0]} or too long)")
+    holder.paused_until, holder.pause_reason = until, text
+    holder.next_due_on = until + timedelta(days=1)  # planning looks again the day after
+    return holder
+
+
+def resume_holder(session: Session, team: Team, external_id: str, now: datetime) -> Holder:
+    """End a pause now: what is due today goes out (the latest touch, never the backlog), and
+    reminders held for the pause's end are due at once."""
+    holder = get_holder(session, team, external_id)
+    if holder.paused_until is None:
+        raise BadInput(f"{external_id} is not paused")
+    holder.paused_until, holder.pause_reason = None, None
+    holder.next_due_on = DUE_NOW
+    session.execute(update(Notification).where(
+        Notification.holder_id == holder.id, Notification.status == NoteStatus.PENDING,
+        Notification.next_attempt_at > now).values(next_attempt_at=now, updated_at=utcnow()))
     return holder
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from schedules.policy import Policy
+from worker.planning.evaluation import holder_today
 from worker.planning.events import Context, Event, HolderUpdated, RenewalConfirmed, handle
 from worker.planning.outbox import EnqueuedTouch
 from worker.registry import records
@@ -44,6 +45,14 @@ class UnitOfWork:
         self.session: Session
         self.enqueued: list[EnqueuedTouch] = []  # the first _KEEP_TOUCHES touches handled
         self.enqueued_count = 0
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self._ctx.zone
+
+    @property
+    def now(self) -> datetime:
+        return self._ctx.now
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._factory()
@@ -138,6 +147,23 @@ def confirm_renewal(uow: UnitOfWork, team: Team, external_id: str, expires_on: d
     holder = records.confirm_renewal(uow.session, team, external_id, expires_on, confirm_far)
     uow.bind(holder=holder.id)
     uow.collect([RenewalConfirmed(holder.id)])
+    return holder
+
+
+def pause_holder(uow: UnitOfWork, team: Team, external_id: str, until: date, reason: str | None) -> Holder:
+    """Hold every reminder to the holder until `until` (inclusive), in their time zone's today."""
+    holder = records.get_holder(uow.session, team, external_id)
+    today = holder_today(holder, uow.now, uow.zone)
+    holder = records.pause_holder(uow.session, team, external_id, until, reason, today)
+    uow.bind(holder=holder.id)
+    return holder
+
+
+def resume_holder(uow: UnitOfWork, team: Team, external_id: str) -> Holder:
+    """End the pause: the touch due today is planned at once (HolderUpdated), held ones are due."""
+    holder = records.resume_holder(uow.session, team, external_id, uow.now)
+    uow.bind(holder=holder.id)
+    uow.collect([HolderUpdated(holder.id)])
     return holder
 
 

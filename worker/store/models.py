@@ -99,6 +99,9 @@ class Holder(Base):
     phone: Mapped[str | None] = mapped_column(String(20))  # E.164
     email: Mapped[str | None] = mapped_column(String(320))
     wecom_userid: Mapped[str | None] = mapped_column(String(64))  # 企业微信账号 (the member's userid)
+    # Nothing is sent to the holder up to and including this day (holders pause); HR still sees them.
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    pause_reason: Mapped[str | None] = mapped_column(String(200))
     expires_on: Mapped[date] = mapped_column(Date, index=True)
     housing_type: Mapped[str | None] = mapped_column(String(16))
     rental_registration_ends_on: Mapped[date | None] = mapped_column(Date)

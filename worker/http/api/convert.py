@@ -43,7 +43,8 @@ def holder_out(holder: Holder, runtime: Runtime, now: datetime | None = None) ->
     held = accumulated_of(holder, today)
     return HolderOut(
         external_id=holder.external_id, name=holder.name, phone=holder.phone, email=holder.email,
-        wecom_userid=holder.wecom_userid, expires_on=holder.expires_on, housing_type=holder.housing_type,
+        wecom_userid=holder.wecom_userid, paused_until=holder.paused_until, pause_reason=holder.pause_reason,
+        expires_on=holder.expires_on, housing_type=holder.housing_type,
         rental_registration_ends_on=holder.rental_registration_ends_on,
         address_on_file=holder.address_fingerprint is not None, employer=holder.employer, locale=holder.locale,
         stage=ev.stage, days_left=ev.days_left, auto_renewal=ev.auto_renewal,

@@ -30,6 +30,7 @@ from worker.http.api.schemas import (
     HrEventOut,
     ImportResult,
     NotificationOut,
+    PauseIn,
     RenewalIn,
     RowChangeOut,
     Summary,
@@ -151,6 +152,27 @@ def confirm_renewal(external_id: str, body: RenewalIn, ref: CurrentTeam, runtime
         answer = written(holder, uow.enqueued, runtime)
         uow.commit()
         return answer
+
+@router.post("/holders/{external_id}/pause", response_model=HolderWritten, summary="Pause a holder's reminders")
+def pause_holder(external_id: str, body: PauseIn, ref: CurrentTeam, runtime: AppRuntime) -> HolderWritten:
+    """Nothing is sent to the holder up to and including `until`; HR still sees them. Reminders
+    due meanwhile wait; at the end the latest due touch goes out, never a backlog."""
+    with runtime.unit() as uow:
+        holder = service.pause_holder(uow, load(uow.session, ref), external_id, body.until, body.reason)
+        answer = written(holder, [], runtime)
+        uow.commit()
+        return answer
+
+
+@router.delete("/holders/{external_id}/pause", response_model=HolderWritten, summary="Resume a holder's reminders")
+def resume_holder(external_id: str, ref: CurrentTeam, runtime: AppRuntime) -> HolderWritten:
+    with runtime.unit() as uow:
+        holder = service.resume_holder(uow, load(uow.session, ref), external_id)
+        uow.handle_events()
+        answer = written(holder, uow.enqueued, runtime)
+        uow.commit()
+        return answer
+
 
 @router.get("/holders/{external_id}/notifications", response_model=list[NotificationOut],
             summary="A holder's notifications and their delivery status")

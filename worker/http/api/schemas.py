@@ -49,12 +49,20 @@ class RenewalIn(BaseModel):
     expires_on: date
 
 
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    until: date = Field(description="last day nothing is sent (inclusive), at most two years ahead")
+    reason: str | None = Field(default=None, max_length=200, description="e.g. parental leave")
+
+
 class HolderOut(BaseModel):
     external_id: str
     name: str | None
     phone: str | None
     email: str | None
     wecom_userid: str | None = None
+    paused_until: date | None = None
+    pause_reason: str | None = None
     expires_on: date
     housing_type: str | None
     rental_registration_ends_on: date | None
