@@ -443,3 +443,17 @@ def test_the_language_switch_and_no_open_redirects(web: Web) -> None:
     csrf = csrf_of(fresh.get("/web/login").text)
     response = fresh.post("/web/login", data={"token": web.tokens["acme"], "csrf": csrf, "next": "https://evil.example"})
     assert response.headers["location"] == "/web/"
+
+
+def test_a_holder_is_paused_and_resumed_from_their_page(web: Web) -> None:
+    client, csrf = imported(web)
+    until = (TODAY + timedelta(days=60)).isoformat()
+    past = client.post("/web/holder/pause?id=E1", data={"csrf": csrf, "until": "2001-01-01", "reason": ""})
+    assert past.status_code == 422 and "is in the past" in past.text
+    assert client.post("/web/holder/pause?id=E1", data={"csrf": csrf, "until": until, "reason": "产假"}).status_code == 303
+    page = client.get("/web/holder?id=E1").text
+    assert f"提醒已暂停至 {until}（产假）" in page and "恢复提醒" in page
+    assert web.holders()["E1"].paused_until.isoformat() == until
+    assert client.post("/web/holder/resume?id=E1", data={"csrf": csrf}).status_code == 303
+    assert web.holders()["E1"].paused_until is None
+    assert client.post("/web/holder/pause?id=E1", data={"csrf": "wrong", "until": until}).status_code == 403

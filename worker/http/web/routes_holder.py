@@ -22,7 +22,7 @@ from worker.http.web.session import WebSession
 from worker.http.web.views import accumulated_years, holder_of, search, view_of
 from worker.planning.evaluation import holder_today
 from worker.registry import service
-from worker.registry.records import NotFound
+from worker.registry.records import BadInput, NotFound
 from worker.registry.roster import RosterError
 from worker.store.db import unit_of_work
 
@@ -89,6 +89,41 @@ def confirm_renewal(request: Request, pages: WebPages, id: _Id, csrf: _Text = ""
     if problem is not None:
         return detail(pages, request, ws, team, id, 422, {"renewal": problem}, {"expires_on": expires_on})
     ws.add_flash("ok", translate(lang, "flash.renewed", date=new_expiry.isoformat()))
+    return redirect(_url(id))
+
+@router.post("/holder/pause")
+def pause(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", until: _Text = "",
+          reason: _Text = "") -> Response:
+    ws, team = pages.posted(request, csrf)
+    lang = lang_of(request)
+    try:
+        day = date.fromisoformat(until.strip())
+    except ValueError:
+        return detail(pages, request, ws, team, id, 422, {"pause": translate(lang, "err.date")},
+                      {"until": until, "reason": reason})
+    try:
+        with pages.runtime.unit() as uow:
+            if holder_of(uow.session, team.id, id) is None:
+                raise NotFound(id)
+            service.pause_holder(uow, service.team_of(uow, team.id), id, day, reason)
+            uow.commit()
+    except NotFound:
+        raise
+    except BadInput as exc:  # in the past, too far, a reason that cannot be stored
+        return detail(pages, request, ws, team, id, 422, {"pause": str(exc)}, {"until": until, "reason": reason})
+    ws.add_flash("ok", translate(lang, "flash.paused", date=day.isoformat()))
+    return redirect(_url(id))
+
+@router.post("/holder/resume")
+def resume(request: Request, pages: WebPages, id: _Id, csrf: _Text = "") -> Response:
+    ws, team = pages.posted(request, csrf)
+    with pages.runtime.unit() as uow:
+        if holder_of(uow.session, team.id, id) is None:
+            raise NotFound(id)
+        service.resume_holder(uow, service.team_of(uow, team.id), id)
+        uow.handle_events()
+        uow.commit()
+    ws.add_flash("ok", translate(lang_of(request), "flash.resumed"))
     return redirect(_url(id))
 
 @router.post("/holder/contact")
