@@ -184,3 +184,31 @@ def test_pause_and_resume_from_the_cli(team: str, workdir: Path, capsys) -> None
     assert "resumed E2; 0 reminder(s) due now enqueued" in capsys.readouterr().out  # its -10 touch is queued already
     assert main(["holders", "resume", "E2", "--team", team]) == 2
     assert "E2 is not paused" in capsys.readouterr().err
+
+
+def test_a_full_roster_deletes_only_the_holders_missing_from_it(team: str, workdir: Path, capsys) -> None:
+    more = [*ROWS, ["E4", "赵六", "13800138003", "", day(60), "自有"]]
+    main(["holders", "import", str(roster_csv(workdir / "all.csv", more)), "--team", team])
+    capsys.readouterr()
+    current = roster_csv(workdir / "now.csv", [ROWS[0], ROWS[2], more[3]])  # E2 has left
+    assert main(["holders", "import", str(current), "--team", team, "--full-roster", "--dry-run"]) == 0
+    assert "1 leaver(s) (not in the file) would be deleted: E2" in capsys.readouterr().out
+    assert main(["holders", "list", "--team", team, "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4  # a dry run deletes nothing
+    assert main(["holders", "import", str(current), "--team", team]) == 0  # without the flag: nothing deleted
+    assert "leaver" not in capsys.readouterr().out
+    assert main(["holders", "import", str(current), "--team", team, "--full-roster"]) == 0
+    assert "1 leaver(s) (not in the file) deleted: E2" in capsys.readouterr().out
+    assert main(["holders", "list", "--team", team, "--json"]) == 0
+    assert sorted(json.loads(line)["external_id"] for line in capsys.readouterr().out.splitlines()) == ["E1", "E3", "E4"]
+
+
+def test_a_full_roster_that_would_delete_most_of_the_team_asks_first(team: str, workdir: Path, capsys) -> None:
+    main(["holders", "import", str(roster_csv(workdir / "all.csv", ROWS)), "--team", team])
+    capsys.readouterr()
+    one = roster_csv(workdir / "one.csv", [ROWS[0]])
+    assert main(["holders", "import", str(one), "--team", team, "--full-roster"]) == 2
+    assert "would delete 2 of 3 holders" in capsys.readouterr().err
+    assert main(["holders", "list", "--team", team, "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3  # refused whole: nothing changed
+    assert main(["holders", "import", str(one), "--team", team, "--full-roster", "--yes"]) == 0

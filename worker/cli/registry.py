@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from worker.cli.listing import export_holders, list_holders
 from worker.cli.roster_files import roster_rows
 from worker.registry import records as registry
 from worker.registry import service
-from worker.registry.roster import parse_roster
+from worker.registry.records import BadInput
+from worker.registry.roster import RosterRow, parse_roster
 from worker.store.db import unit_of_work
+from worker.store.maintenance import checkpoint_after_erasure
 
 
 def register(cli: click.Group) -> None:
@@ -112,20 +115,44 @@ def holders() -> None:
 @click.option("--dry-run", is_flag=True, help="Validate and report every change (old → new); write nothing.")
 @click.option("--allow-earlier-expiry", is_flag=True,
               help="Let rows move an expiry earlier than the one on file (to correct a mistyped date).")
+@click.option("--full-roster", is_flag=True,
+              help="The file lists everyone: holders missing from it have left and are deleted (PIPL: their data "
+                   "goes). Try it with --dry-run first.")
+@click.option("--yes", is_flag=True, help="With --full-roster: delete even when that is more than half the team.")
 @pass_app
-def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_earlier_expiry: bool) -> None:
+def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_earlier_expiry: bool,
+                   full_roster: bool, yes: bool) -> None:
     """Import a roster: CSV (UTF-8, UTF-8 with BOM or GBK) or XLSX (the web's template), told
     apart by content; English or Chinese headers, and errors in the file's language."""
     # Two passes, so memory stays flat in the file size: validate the whole file streaming
     # (RosterError: every bad row, nothing written), keeping the valid rows in a temporary file;
     # then write them in chunks, all in one transaction, so a file is still all-or-nothing.
+    gone: list[str] = []
     with roster_rows(file) as (rows, _lang):
         runtime = app.ready()
+        listed: set[str] = set()
+
+        def noting(source: Iterator[RosterRow]) -> Iterator[RosterRow]:
+            for row in source:
+                listed.add(row.external_id)
+                yield row
+
         with runtime.unit() as uow:
-            report = service.import_rows(uow, service.team_of(uow, team_slug), rows, runtime.settings.fingerprint_key,
+            team = service.team_of(uow, team_slug)
+            report = service.import_rows(uow, team, noting(rows), runtime.settings.fingerprint_key,
                                          allow_earlier_expiry=allow_earlier_expiry)
+            if full_roster:
+                gone = registry.leavers(uow.session, team, listed)
+                existing = report.updated + report.unchanged + len(gone)  # renewed ones are among updated
+                if len(gone) * 2 > existing and not yes and not dry_run:
+                    raise BadInput(f"--full-roster would delete {len(gone)} of {existing} holders: is the file "
+                                   "complete? Check with --dry-run, then pass --yes")
+                if not dry_run:
+                    registry.delete_leavers(uow.session, team, gone)
             if not dry_run:
                 uow.commit()
+    if gone and not dry_run:
+        checkpoint_after_erasure(runtime.engine)
     if dry_run:
         for change in report.changes:
             out(f"  row {change.row} {change.external_id}: " + "; ".join(str(c) for c in change.changes)
@@ -136,6 +163,10 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_ea
     out(f"{verb} {report.rows} holders into {team_slug}: {report.created} new, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.renewed} renewed; "
         f"{report.enqueued} reminder(s) due now {'would be sent at once' if dry_run else 'enqueued'}")
+    if full_roster:
+        shown = ", ".join(gone[:50]) + (" ..." if len(gone) > 50 else "")
+        out(f"{len(gone)} leaver(s) (not in the file) {'would be deleted' if dry_run else 'deleted'}"
+            + (f": {shown}" if gone else ""))
     losing = [c for c in report.changes if c.loses_auto_renewal]
     if losing:
         out(f"{report.losing_auto_renewal} holder(s) {'would lose' if dry_run else 'lost'} auto-renewal this cycle "

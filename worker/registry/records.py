@@ -238,6 +238,19 @@ def erase_holder(factory: sessionmaker[Session], engine: Engine, team_id: int, e
     checkpoint_after_erasure(engine)
 
 
+def leavers(session: Session, team: Team, in_file: set[str]) -> list[str]:
+    """The team's holders a complete roster no longer lists (external ids, in order)."""
+    return sorted(set(session.scalars(select(Holder.external_id).where(Holder.team_id == team.id))) - in_file)
+
+
+def delete_leavers(session: Session, team: Team, external_ids: list[str]) -> int:
+    """Delete them (and their notifications and attempts) in the caller's transaction; the caller
+    checkpoints the WAL after commit (checkpoint_after_erasure), as for one erasure."""
+    for external_id in external_ids:
+        delete_holder(session, team, external_id)
+    return len(external_ids)
+
+
 def holders_of(session: Session, team: Team, expires_before: date | None = None) -> list[Holder]:
     query = select(Holder).where(Holder.team_id == team.id)
     if expires_before is not None:
