@@ -397,3 +397,22 @@ def test_an_aliyun_receipt_for_a_reconciled_send_finds_it_by_the_echoed_out_id(
         assert session.scalars(select(DeliveryAttempt.provider_message_id)).all() == [None, biz_id]
         assert session.get(Holder, holder_id).sms_opted_out_at is not None  # type: ignore[union-attr]
     assert rows(factory) == [("sms", "failed"), ("email", "pending")]
+
+
+def test_a_test_message_uses_the_approved_fallback_and_reports_what_aliyun_said(factory, team) -> None:
+    from datetime import date as day_type
+
+    from worker.delivery.test_message import send_test
+
+    with FakeAliyun() as fake:
+        sms = AliyunSmsNotifier(access_key_id=fake.access_key_id, access_key_secret=fake.access_key_secret,
+                                sign_name=SIGN, endpoint=fake.endpoint, timeout_seconds=2.0)
+        tset = approved("aliyun")
+        sent = send_test({"sms": sms}, "13800138000", "Acme 上海", tset, day_type(2026, 12, 3))
+        assert sent.result.status.value == "sent" and sent.notifier == "aliyun"
+        [request] = fake.sends()
+        assert request.params["TemplateCode"] == tset.templates[("fallback", "zh-CN")].ids["aliyun"]
+        assert '"hello": "测试消息"' in request.params["TemplateParam"]
+        fake.script(aliyun_fake.code("isv.SMS_SIGNATURE_ILLEGAL"))
+        refused = send_test({"sms": sms}, "13800138000", "Acme 上海", tset, day_type(2026, 12, 3))
+        assert refused.result.status.value == "permanent" and "isv.SMS_SIGNATURE_ILLEGAL" in (refused.result.error or "")

@@ -212,3 +212,14 @@ def test_a_full_roster_that_would_delete_most_of_the_team_asks_first(team: str, 
     assert main(["holders", "list", "--team", team, "--json"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3  # refused whole: nothing changed
     assert main(["holders", "import", str(one), "--team", team, "--full-roster", "--yes"]) == 0
+
+
+def test_a_test_message_goes_through_the_channel_the_address_names(team: str, capsys) -> None:
+    assert main(["teams", "test-message", team, "--to", "13800138000"]) == 0
+    out = capsys.readouterr().out
+    assert "测试消息" in out and "test sms to" in out and "through console: sent" in out and "13800138000" not in out.splitlines()[-1]
+    assert main(["teams", "test-message", team, "--to", "hr@acme.example"]) == 0
+    assert "test email to" in capsys.readouterr().out
+    assert main(["teams", "test-message", team, "--to", "zhangsan"]) == 2  # WeCom is not configured here
+    assert "no wecom backend is configured" in capsys.readouterr().err
+    assert main(["teams", "test-message", team, "--to", "not an address!"]) == 2

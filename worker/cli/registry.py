@@ -89,6 +89,30 @@ def teams_update(app: App, slug: str, name: str | None, hr_email: str | None, ch
                    "to the next channel (its employees are not members of this WeCom enterprise)", err=True)
 
 
+@teams.command("test-message")
+@click.argument("slug")
+@click.option("--to", "address", required=True, help="A mainland mobile number, an email address or a WeCom userid.")
+@pass_app
+def teams_test_message(app: App, slug: str, address: str) -> None:
+    """Send one clearly marked test through the channel the address belongs to, and print what
+    the provider answered. Exit 0 when it was accepted, 1 when not."""
+    from worker.delivery.test_message import send_test
+    from worker.store.privacy import mask_text
+
+    runtime = app.ready()
+    with unit_of_work(runtime.factory) as session:
+        team_name = registry.get_team(session, slug).name
+    sent = send_test(runtime.notifiers(), address, team_name, runtime.sms_templates,
+                     datetime.now(runtime.settings.tz).date())
+    result = sent.result
+    out(f"test {sent.channel} to {mask_text(sent.to)} through {sent.notifier}: {result.status.value}"
+        + (f" (id {result.provider_message_id})" if result.provider_message_id else "")
+        + (f": {mask_text(result.error)}" if result.error else "")
+        + (f" [code {result.error_code}]" if result.error_code else ""))
+    if result.status.value != "sent":
+        raise click.exceptions.Exit(1)
+
+
 @teams.command("list")
 @pass_app
 def teams_list(app: App) -> None:
