@@ -13,12 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
-## run: the daemon on the embedded default (SQLite file ./permit-worker.db, console delivery),
-##      with a sample team "demo" so there is something to remind. Ctrl-C stops it cleanly.
+## run: the daemon and the HR pages on the embedded default (SQLite file ./permit-worker.db,
+##      console delivery), with a sample team "demo" so there is something to remind; prints the
+##      HR pages' address and the demo team's sign-in token. Ctrl-C stops it cleanly.
 run: $(STAMP)
 	$(BIN)/permit-worker db upgrade
 	$(BIN)/permit-worker demo seed
-	$(BIN)/permit-worker run
+	$(BIN)/permit-worker run --serve
 
 ## demo: one day of reminders at once: seed, scan, and send as if it were 10:00 in Shanghai today.
 ##       On a registry of its own (permit-worker-demo.db, made afresh), so it shows the day's

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import UTC, date, datetime
+from typing import Any
 
 import click
 import structlog
@@ -138,15 +139,40 @@ def dispatch_command(app: App, once: bool, now: datetime | None) -> None:
 @click.option("--role", type=click.Choice(["all", "scheduler", "dispatcher"]), default="all", show_default=True,
               help="scheduler: daily scan, scan watch and HR digest; dispatcher: sending only; all: both. "
                    "Run one scheduler and any number of dispatchers.")
+@click.option("--serve", "serve", is_flag=True,
+              help="Also serve the HTTP app (HR pages, API, webhooks) in this process, as `make run` does.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --serve.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="With --serve.")
 @pass_app
-def run_command(app: App, role: str) -> None:
-    """Run the daemon: daily scan plus continuous dispatch, until SIGTERM/SIGINT."""
+def run_command(app: App, role: str, serve: bool, host: str, port: int) -> None:
+    """Run the daemon: daily scan plus continuous dispatch, until SIGTERM/SIGINT; with --serve,
+    the HR pages (/web/), the API (/v1, documented at /docs) and the webhooks too."""
     from worker.ops.daemon import Daemon
 
     runtime = app.ready()
     runtime.require_secrets()
-    code = Daemon(runtime, role=role).run()  # type: ignore[arg-type]  # click.Choice checked it
+    server = _http_in_background(runtime, host, port) if serve else None
+    try:
+        code = Daemon(runtime, role=role).run()  # type: ignore[arg-type]  # click.Choice checked it
+    finally:
+        if server is not None:
+            server.should_exit = True  # the daemon stopped warmly: so does the HTTP app
     sys.exit(code)
+
+
+def _http_in_background(runtime: Any, host: str, port: int) -> Any:
+    """uvicorn on a thread of its own (it leaves signals to the main thread, the daemon's)."""
+    import threading
+
+    import uvicorn
+
+    from worker.http.app import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=host, port=port, log_config=None,
+                                           access_log=False))
+    threading.Thread(target=server.run, name="http", daemon=True).start()
+    click.echo(f"HR pages: http://{host}:{port}/web/  API docs: http://{host}:{port}/docs", err=True)
+    return server
 
 
 @cli.command("serve")
@@ -154,7 +180,8 @@ def run_command(app: App, role: str) -> None:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @pass_app
 def serve_command(app: App, host: str, port: int) -> None:
-    """Serve the HTTP app: Twilio webhooks and /healthz."""
+    """Serve the HTTP app: the HR pages (/web/), the HR API (/v1, documented at /docs), the
+    providers' webhooks (/webhooks/...), /healthz and /metrics."""
     import uvicorn
 
     from worker.http.app import create_app
@@ -167,6 +194,7 @@ def serve_command(app: App, host: str, port: int) -> None:
         signal.signal(signum, lambda *_: log.info("serve.stopped"))
     # log_config=None keeps uvicorn's loggers on our structlog handler (JSON on stderr, masked);
     # the app writes its own access log (worker.http.api.limits.AccessLog: no query strings).
+    click.echo(f"HR pages: http://{host}:{port}/web/  API docs: http://{host}:{port}/docs", err=True)
     uvicorn.run(create_app(runtime), host=host, port=port, log_config=None, access_log=False)
 
 

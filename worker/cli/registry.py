@@ -295,8 +295,10 @@ def demo() -> None:
 
 @demo.command("seed")
 @click.option("--team", "team_slug", default="demo", show_default=True)
+@click.option("--sign-in-url", default="http://127.0.0.1:8080/web/login", show_default=True,
+              help="Where `run --serve` (or `serve`) shows the HR pages, to print with the demo's token.")
 @pass_app
-def demo_seed(app: App, team_slug: str) -> None:
+def demo_seed(app: App, team_slug: str, sign_in_url: str) -> None:
     """Create the team if needed and import sample holders spread over every stage."""
     from worker.registry.sample import sample_roster_csv
 
@@ -310,6 +312,10 @@ def demo_seed(app: App, team_slug: str) -> None:
             team = registry.create_team(uow.session, team_slug, "示例科技有限公司 (demo)", None)
         report = service.import_rows(uow, team, rows, runtime.settings.fingerprint_key,
                                      allow_earlier_expiry=True)  # the sample moves with today's date
+        # A sample team's token is nobody's secret: a fresh one each time, so the first run can
+        # say how to sign in (a real team's token is shown once, at `teams create`).
+        token = registry.issue_token(uow.session, team)
         uow.commit()
     out(f"seeded team {team_slug}: {report.created} new, {report.updated + report.unchanged} existing; "
-        f"{report.enqueued} reminder(s) due today enqueued")
+        f"{report.enqueued} reminder(s) due today enqueued (they go out between 09:00 and 20:00 Shanghai time)")
+    out(f"HR pages: {sign_in_url} — sign in with the {team_slug} team's token: {token}")
