@@ -457,3 +457,30 @@ def test_a_holder_is_paused_and_resumed_from_their_page(web: Web) -> None:
     assert client.post("/web/holder/resume?id=E1", data={"csrf": csrf}).status_code == 303
     assert web.holders()["E1"].paused_until is None
     assert client.post("/web/holder/pause?id=E1", data={"csrf": "wrong", "until": until}).status_code == 403
+
+
+HOUSED = ("工号", "姓名", "手机", "居住证有效期至", "居住类型")
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize(("offset", "stage", "deadline", "material"), [
+    (90, "valid", None, None),
+    (25, "upcoming", "expires_on", "租赁备案"),
+    (5, "renew_in_person", "expires_on", "租赁备案"),
+    (-20, "expired_grace", "grace_ends_on", "租赁备案"),
+    (-70, "accumulation_reset", "reset_ends_on", "租赁备案"),
+    (-200, "lapsed", None, None),
+])
+def test_the_holder_page_says_what_to_do_by_when_in_every_stage(web: Web, lang: str, offset: int, stage: str,
+                                                                 deadline: str | None, material: str | None) -> None:
+    client, _ = imported(web, data=roster(("E1", "张三", "13800138000", day(offset), "租赁"), header=HOUSED))
+    client.cookies.set("pw_lang", lang, path="/web")
+    page = client.get("/web/holder?id=E1").text
+    todo = page[page.index('id="todo"'):page.index('class="grid-2"')]
+    assert 'id="todo-what"' in todo and 'id="todo-planned"' in todo
+    if deadline is None:
+        assert 'id="todo-deadline"' not in todo and 'id="todo-materials"' not in todo
+        return
+    assert 'id="todo-deadline"' in todo and 'id="todo-last-day"' in todo
+    words = {"zh-CN": ("所需材料", "最后可办理的工作日", material), "en": ("Materials to bring", "Last working day", "租赁备案")}
+    assert all(w in todo for w in words[lang]), todo

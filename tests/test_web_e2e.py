@@ -251,6 +251,25 @@ def test_hr_story_in_a_real_browser(server: Server, browser: Browser, tmp_path: 
     expect(page.locator(".holder-status .badge")).to_have_text("有效")
     shoot(page, "holder")
 
+    # The holder page says what to do, by when, with what, at both widths and in both languages.
+    for lang_label, words in (("zh", ("需要做什么", "所需材料", "亲属关系证明")), ("en", ("What to do", "Materials to bring", "亲属关系证明"))):
+        page.goto(base + "/web/holder?id=SH-1007")  # 7 days left, staying with a relative
+        if lang_label == "en":
+            page.click("a.lang")
+        for size in (DESKTOP, PHONE):
+            page.set_viewport_size(size)
+            todo = page.locator("#todo")
+            expect(todo).to_be_visible()
+            for word in words:
+                expect(todo).to_contain_text(word)
+            expect(page.locator("#todo-last-day")).to_be_visible()
+            expect(page.locator("#todo-planned li").first).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), size
+        page.set_viewport_size(DESKTOP)
+        if lang_label == "en":
+            page.click("a.lang")
+    shoot(page, "holder-todo")
+
     # Delete a holder.
     page.goto(base + "/web/holder?id=SH-1013")
     page.click("#delete summary")

@@ -19,6 +19,7 @@ from worker.http.web.i18n import roster_error, translate
 from worker.http.web.pages import Pages, TeamInfo, WebPages
 from worker.http.web.render import WebRoute, lang_of, redirect
 from worker.http.web.session import WebSession
+from worker.http.web.todo import todo_of
 from worker.http.web.views import accumulated_years, holder_of, search, view_of
 from worker.planning.evaluation import holder_today
 from worker.registry import service
@@ -44,9 +45,11 @@ def detail(pages: Pages, request: Request, ws: WebSession, team: TeamInfo, exter
         holder = holder_of(session, team.id, external_id)
         if holder is None:
             raise NotFound(external_id)
+        today = holder_today(holder, now, pages.runtime.settings.tz)
         context: dict[str, Any] = {
             "h": holder, "view": view_of(holder, pages.runtime, now),
-            "years": accumulated_years(holder, holder_today(holder, now, pages.runtime.settings.tz)),
+            "todo": todo_of(session, holder, today, pages.runtime, lang_of(request)),
+            "years": accumulated_years(holder, today),
             "notes": notifications_of(session, holder), "url": _url(external_id)}
     return pages.page(request, "holder.html", ws, team, status=status, errors=errors or {},
                       values=values or {}, **context)
