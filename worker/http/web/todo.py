@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from schedules.messages import materials
-from schedules.texts import templates
 from schedules.stages import ACCUMULATION_RESET, EXPIRED_GRACE, LAPSED, VALID, key_dates
+from schedules.texts import templates
 from worker.ops.runtime import Runtime
 from worker.planning.explain import explain
 from worker.store.models import Holder
