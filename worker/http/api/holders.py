@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Response, UploadFile
-from sqlalchemy import select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from schedules.stages import STAGES
 from worker.http.api.auth import CurrentTeam, TeamRef
-from worker.http.api.convert import holder_out, notifications_of, roster_row, stage_of
+from worker.http.api.convert import holder_out, notifications_of, roster_row
 from worker.http.api.errors import ApiError
 from worker.http.api.schemas import (
     EnqueuedOut,
@@ -40,6 +40,7 @@ from worker.ops.runtime import Runtime
 from worker.planning.evaluation import holder_today
 from worker.planning.explain import explain
 from worker.planning.outbox import EnqueuedTouch
+from worker.planning.stage_counts import expiring_within, ids_in_stage, stage_counts
 from worker.registry import records as registry
 from worker.registry import service
 from worker.registry.roster_xlsx import parse_upload
@@ -113,16 +114,23 @@ def list_holders(ref: CurrentTeam, runtime: AppRuntime,
                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HolderPage:
     if stage is not None and stage not in STAGES:
         raise ApiError(422, f"stage must be one of {', '.join(STAGES)}", field="stage")
+    now = datetime.now(UTC)
     with unit_of_work(runtime.factory) as session:
-        query = select(Holder).where(Holder.team_id == ref.id).order_by(Holder.expires_on, Holder.id)
-        if expires_before is not None:
-            query = query.where(Holder.expires_on < expires_before)
-        now = datetime.now(UTC)
-        holders = [h for h in session.scalars(query)
-                   if stage is None or stage_of(h, runtime.policy, runtime, now)[0] == stage]
-        page = [holder_out(h, runtime, now) for h in holders[offset:offset + limit]]
-    next_offset = offset + limit if offset + limit < len(holders) else None
-    return HolderPage(items=page, total=len(holders), limit=limit, offset=offset, next_offset=next_offset)
+        # Read through SQL: a page and a count, never the whole team as objects (100k holders).
+        mine = Holder.team_id == ref.id
+        before = Holder.expires_on < expires_before if expires_before is not None else true()
+        if stage is None:
+            total = session.scalar(select(func.count()).select_from(Holder).where(mine, before)) or 0
+            ids = list(session.scalars(select(Holder.id).where(mine, before).order_by(Holder.expires_on, Holder.id)
+                                       .offset(offset).limit(limit)))
+        else:
+            matching = list(ids_in_stage(session, ref.id, runtime.policy, runtime.settings.tz, now, stage,
+                                         expires_before))
+            total, ids = len(matching), matching[offset:offset + limit]
+        by_id = {h.id: h for h in session.scalars(select(Holder).where(Holder.id.in_(ids)))} if ids else {}
+        page = [holder_out(by_id[i], runtime, now) for i in ids if i in by_id]
+    next_offset = offset + limit if offset + limit < total else None
+    return HolderPage(items=page, total=total, limit=limit, offset=offset, next_offset=next_offset)
 
 @router.post("/holders/import", response_model=ImportResult, summary="Import a roster (CSV or XLSX)")
 def import_holders(file: Annotated[UploadFile, File(description="CSV or XLSX roster")],
@@ -208,12 +216,9 @@ def summary(ref: CurrentTeam, runtime: AppRuntime) -> Summary:
     counts: Counter[str] = Counter({s: 0 for s in STAGES})
     soon: list[ExpiringSoon] = []
     with unit_of_work(runtime.factory) as session:
-        for holder in session.scalars(select(Holder).where(Holder.team_id == ref.id).order_by(Holder.expires_on)):
-            stage, days_left = stage_of(holder, runtime.policy, runtime, now)
-            counts[stage] += 1
-            if 0 <= days_left <= 30:
-                soon.append(ExpiringSoon(external_id=holder.external_id, name=holder.name,
-                                         expires_on=holder.expires_on, days_left=days_left, stage=stage))
+        counts.update(stage_counts(session, ref.id, runtime.policy, runtime.settings.tz, now))
+        soon = [ExpiringSoon(external_id=e, name=n, expires_on=x, days_left=d, stage=st)
+                for e, n, x, d, st in expiring_within(session, ref.id, runtime.policy, runtime.settings.tz, now)]
     return Summary(today=today, holders=sum(counts.values()), by_stage=dict(counts),
                    expiring_next_30_days=soon)
 
