@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
+from structlog.testing import capture_logs
 
 from notifiers.smtp.fake import FakeSmtp
 from notifiers.smtp.transport import SmtpEmailNotifier
@@ -139,12 +140,13 @@ def test_a_wecom_account_alone_is_refused_unless_the_team_sends_by_wecom(factory
         assert session.scalars(select(Holder.wecom_userid)).all() == ["wangwu"]
 
 
-def test_wecom_needs_the_teams_it_serves_named_at_start_up(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wecom_serves_every_team_unless_told_which(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"PERMIT_WECOM_CORP_ID": "ww123", "PERMIT_WECOM_AGENT_ID": "1000002",
                         "PERMIT_WECOM_SECRET": "s" * 30}.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ValueError, match="PERMIT_WECOM_TEAMS is not set"):
-        Runtime(Settings(database_url=db_url)).dispatcher()
+    with capture_logs() as logs:
+        everyone = Runtime(Settings(database_url=db_url)).dispatcher()
+    assert everyone.wecom_teams is None and any(e["event"] == "wecom.all_teams" for e in logs)
     monkeypatch.setenv("PERMIT_WECOM_TEAMS", "acme, acme-sh")
     dispatcher = Runtime(Settings(database_url=db_url)).dispatcher()
     assert "wecom" in dispatcher.notifiers and dispatcher.wecom_teams == frozenset({"acme", "acme-sh"})

@@ -79,9 +79,6 @@ def check_config() -> ConfigReport:
         elif channel == "sms":
             report.problems.extend(_template_problems(settings, notifier))
     if settings.wecom_enabled:
-        if not (settings.wecom_teams or "").strip():
-            report.problems.append("PERMIT_WECOM_TEAMS: not set; required with PERMIT_WECOM_CORP_ID (the teams whose "
-                                   "employees are members of that WeCom enterprise, or *)")
         try:
             get_notifier("wecom", settings.environ)
         except NotifierConfigError as exc:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 
+import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +23,9 @@ from worker.store.db import make_engine, schema_is_current, session_factory, uni
 
 # (templates file, SMS backend, signature) -> its problems: files are read once per process too.
 _TEMPLATE_PROBLEMS: dict[tuple[str, str, str | None], list[str]] = {}
+
+
+log = structlog.get_logger("worker.runtime")
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -90,9 +94,10 @@ class Runtime:
                       "wecom_group": "wecom_robot"}
         if self.settings.wecom_enabled:
             if not (self.settings.wecom_teams or "").strip():
-                raise NotifierConfigError(
-                    "PERMIT_WECOM_TEAMS is not set: name the teams whose employees are members of this WeCom "
-                    "enterprise (comma-separated slugs, or * for every team)")
+                # Every team then: right for one employer's deployment; one serving several
+                # employers must name the teams of this enterprise (deploy/README.md).
+                log.warning("wecom.all_teams", reason="PERMIT_WECOM_TEAMS is not set: every team's wecom touches "
+                            "go to this WeCom enterprise; name the teams whose employees are its members")
             by_channel["wecom"] = "wecom"
         for channel, name in by_channel.items():
             shared = next((n for n in built.values() if n.name == name), None)

@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     # The approved SMS templates (schedules/sms_templates.yaml format); unset: the packaged ones.
     sms_templates: str | None = None
     # The teams whose employees are members of the WeCom enterprise PERMIT_WECOM_CORP_ID names
-    # ("acme,acme-sh", or "*" for every team): required once WeCom is on, so one employer's
-    # userids are never looked up in another employer's WeCom.
+    # ("acme,acme-sh"; unset or "*": every team). A deployment serving several employers sets
+    # it, so one employer's userids are never looked up in another employer's WeCom.
     wecom_teams: str | None = None
     # Messages per second per backend, e.g. "twilio=10,smtp=5"; a backend not named is unlimited.
     rate_limits: str = ""
@@ -133,9 +133,9 @@ class Settings(BaseSettings):
         return bool((self._environ.get("PERMIT_WECOM_CORP_ID") or "").strip())
 
     def wecom_team_slugs(self) -> frozenset[str] | None:
-        """The teams the wecom channel may serve; None: every team ("*")."""
+        """The teams the wecom channel may serve; None: every team ("*", or unset)."""
         value = (self.wecom_teams or "").strip()
-        if value == "*":
+        if value in ("*", ""):
             return None
         return frozenset(s.strip() for s in value.split(",") if s.strip())
 

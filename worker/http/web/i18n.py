@@ -70,7 +70,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "todo.auto_renewal_window": ("正值自动签注期：留意官方签注成功短信；到期前 10 天仍未收到，请本人去办理。", "Auto-renewal is due about now: watch for the official SMS; without it by 10 days before expiry, the employee renews in person."),
     "todo.renew_in_person": ("请员工本人携下列材料到社区事务受理服务中心办理签注。", "The employee must renew in person at the community affairs service centre, with the materials below."),
     "todo.expired_grace": ("居住证已过期，仍在宽限期内：尽快补办签注，累计年限可继续计算。", "Expired but within the grace period: endorse it soon and the accumulated years keep counting."),
-    "todo.accumulation_reset": ("逾期已超过宽限期：现在补办签注，累计年限将清零；再晚则需重新申办。", "Past the grace period: endorsing now resets the accumulated years to zero; later, the permit must be applied for anew."),
+    "todo.accumulation_reset": ("逾期已超过宽限期，累计年限已清零：现在补办签注，居住证可恢复使用，累计年限从零重新计算；再晚则需重新申办。", "Past the grace period, the accumulated years are lost: endorsing now restores the permit and the years count again from zero; later, it must be applied for anew."),
     "todo.lapsed": ("居住证已失效：需重新申办，并至少等待半年。", "The permit has lapsed: a new application is needed, after waiting at least half a year."),
     "todo.deadline_expires_on": ("到期日", "Expires on"), "todo.deadline_grace_ends_on": ("宽限期最后一天", "Grace period ends"),
     "todo.deadline_reset_ends_on": ("失效前最后一天", "Lapses after"),
