@@ -17,12 +17,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 from notifiers.aliyun.signing import check
+from notifiers.local_fake import LocalFake
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -71,7 +72,7 @@ class RecordedRequest:
     signature_valid: bool
 
 
-class FakeAliyun:
+class FakeAliyun(LocalFake):
     """`with FakeAliyun() as fake:` serves on a random free port until the block ends."""
 
     def __init__(self, access_key_id: str | None = None, access_key_secret: str | None = None) -> None:
@@ -83,36 +84,12 @@ class FakeAliyun:
         self._query_script: deque[Outcome] = deque()
         self._accepted: list[dict[str, Any]] = []
         self._requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> FakeAliyun:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeAliyun:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:
         """What PERMIT_ALIYUN_SMS_ENDPOINT takes to reach this fake."""
-        assert self._server is not None, "FakeAliyun is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
     def script(self, *outcomes: Outcome) -> None:
         """Queue outcomes for the next SendSms calls; once used up, they succeed."""
@@ -246,3 +223,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+FakeAliyun.handler = _Handler  # defined after the fake, which its handler reaches as `owner`

@@ -18,9 +18,10 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from notifiers.local_fake import LocalFake
 from notifiers.tencent import tc3
 from notifiers.tencent.outcomes import Outcome, api_error, garbled, ok, refused, server_error, slow
 
@@ -41,7 +42,7 @@ class RecordedRequest:
     at: float  # time.monotonic()
 
 
-class FakeTencentSms:
+class FakeTencentSms(LocalFake):
     """`with FakeTencentSms() as fake:` serves on a random free port until the block ends."""
 
     def __init__(self) -> None:
@@ -56,35 +57,11 @@ class FakeTencentSms:
         self._accepted: list[dict[str, Any]] = []
         self._reports: list[dict[str, Any]] = []
         self._requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> FakeTencentSms:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeTencentSms:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:
-        assert self._server is not None, "FakeTencentSms is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
     def script(self, *outcomes: Outcome) -> None:
         """Queue outcomes for the next requests (any action), in order; then requests succeed."""
@@ -226,3 +203,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+FakeTencentSms.handler = _Handler  # defined after the fake, which its handler reaches as `owner`

@@ -18,9 +18,11 @@ from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from notifiers.local_fake import LocalFake
 
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
 
@@ -80,7 +82,7 @@ def _segments(body: str) -> int:
     return 1 if len(body) <= single else -(-len(body) // multi)
 
 
-class FakeTwilio:
+class FakeTwilio(LocalFake):
     """`with FakeTwilio() as fake:` serves on a random free port until the block ends."""
 
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
@@ -91,36 +93,11 @@ class FakeTwilio:
         self._script: deque[Outcome] = deque()
         self._accepted: list[dict[str, Any]] = []
         self._requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> FakeTwilio:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        ThreadingHTTPServer.request_queue_size = 128  # room for many senders connecting at once
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "FakeTwilio is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
     def script(self, *outcomes: Outcome) -> None:
         """Queue outcomes for the next POSTs, in order; once used up, POSTs succeed."""
@@ -253,3 +230,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+FakeTwilio.handler = _Handler  # defined after the fake, which its handler reaches as `owner`

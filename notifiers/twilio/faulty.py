@@ -12,15 +12,13 @@ worker's faults and the provider's scripted ones, not about a toy server's accep
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from http.server import ThreadingHTTPServer
 from itertools import cycle
-from typing import Self
 
-from notifiers.twilio.fake import FakeTwilio, Outcome, _Handler
+from notifiers.twilio.fake import FakeTwilio, Outcome
 
 
 class _Server(ThreadingHTTPServer):
@@ -57,24 +55,12 @@ class _TimedScript:
 
 
 class FaultyTwilio(FakeTwilio):
+    server_class = _Server  # a longer accept queue: the fault tests connect in bursts
+
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
         super().__init__(account_sid, auth_token)
         self._timed = _TimedScript()
         self._script = self._timed  # type: ignore[assignment]
-
-    def start(self) -> Self:
-        fake: FakeTwilio = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
 
     def outage(self, seconds: float, *outcomes: Outcome) -> None:
         """Answer every POST for the next `seconds` with `outcomes`, in turn; then recover."""

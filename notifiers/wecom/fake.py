@@ -17,9 +17,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
+
+from notifiers.local_fake import LocalFake
 
 Kind = Literal["message", "robot"]
 _MAX_BYTES = {"title": 128, "description": 512, "content": 2048}
@@ -66,7 +68,7 @@ def unused_base_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed on return: nobody listens
 
 
-class FakeWeCom:
+class FakeWeCom(LocalFake):
     """`with FakeWeCom(users={"zhangsan"}) as fake:` serves on a random free port until the block ends."""
 
     def __init__(self, users: set[str] | None = None, agent_id: int = 1000002, expires_in: int = 7200) -> None:
@@ -84,35 +86,11 @@ class FakeWeCom:
         self.gettoken_calls = 0
         self.requests: list[dict[str, Any]] = []  # each POST body, plus "_path", "_query", "_raw"
         self.delivered: list[dict[str, Any]] = []  # what members and groups actually received
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> FakeWeCom:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeWeCom:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "FakeWeCom is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
     def script(self, *outcomes: Outcome, kind: Kind = "message") -> None:
         """Queue outcomes for the next POSTs of that kind, in order; once used up, POSTs succeed."""
@@ -242,3 +220,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (a timeout test)
+
+
+FakeWeCom.handler = _Handler  # defined after the fake, which its handler reaches as `owner`
