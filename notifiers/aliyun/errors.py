@@ -14,45 +14,23 @@ from __future__ import annotations
 
 import re
 import socket
-from collections import deque
-from collections.abc import Iterator
 
 import requests
 from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, ThrottlingException  # type: ignore[import-untyped]
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.exceptions import ConnectTimeoutError
 
 from notifiers.aliyun.codes import Rule, Verdict, api_rule
 from notifiers.base import SendResult, SendStatus
+from notifiers.net_errors import exception_chain, root_reason
 
 _SDK_PREFIX = re.compile(r"^code: \d+, ")
 _REQUEST_ID = re.compile(r" request id: \S*$")
 
 
-def chain(exc: BaseException) -> Iterator[BaseException]:
-    """exc and everything it wraps: __cause__/__context__, inner_exception, urllib3's .reason, args."""
-    seen: set[int] = set()
-    pending: deque[BaseException] = deque([exc])
-    while pending:
-        current = pending.popleft()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "inner_exception", None),
-                  getattr(current, "reason", None), *current.args]
-        pending.extend(item for item in linked if isinstance(item, BaseException))
-
-
-def root_reason(exc: BaseException) -> str:
-    """A short cause like "ConnectionRefusedError: [Errno 111] Connection refused", without URLs
-    (the SDK's messages carry the whole query string: phone numbers and template values)."""
-    found = list(chain(exc))
-    wrappers = (requests.exceptions.RequestException, MaxRetryError)
-    names = [type(e).__name__ for e in found if not isinstance(e, wrappers) and type(e).__name__ not in
-             ("UnretryableException", "RetryError")]
-    errno_text = next((f"[Errno {e.errno}] {e.strerror}" for e in found if isinstance(e, OSError) and e.strerror), "")
-    name = names[-1] if names else type(exc).__name__
-    return f"{name}: {errno_text}" if errno_text else name
+def _reason(exc: BaseException) -> str:
+    # darabonba's own wrappers say nothing: the innermost cause does (its messages carry the
+    # whole query string, phone numbers and template values, so no message is quoted).
+    return root_reason(exc, wrapper_names=("UnretryableException", "RetryError"), innermost=True)
 
 
 def _aliyun_message(text: str) -> str:
@@ -61,7 +39,7 @@ def _aliyun_message(text: str) -> str:
 
 
 def _first(exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
-    return next((e for e in chain(exc) if isinstance(e, kind)), None)
+    return next((e for e in exception_chain(exc) if isinstance(e, kind)), None)
 
 
 def from_rule(code: str, rule: Rule, detail: str, retry_after: float | None = None) -> SendResult:
@@ -97,14 +75,14 @@ def classify_exception(exc: BaseException, timeout: float) -> tuple[SendResult, 
     if _first(exc, requests.exceptions.ReadTimeout) is not None:
         return SendResult.ambiguous(f"no answer from Aliyun within {timeout:g}s after sending"), None
     if _first(exc, requests.exceptions.SSLError) is not None:
-        return SendResult.transient(f"TLS handshake with Aliyun failed ({root_reason(exc)}): nothing was sent"), None
+        return SendResult.transient(f"TLS handshake with Aliyun failed ({_reason(exc)}): nothing was sent"), None
     if _first(exc, requests.exceptions.ConnectionError) is not None:
         before = (ConnectTimeoutError, ConnectionRefusedError, socket.gaierror)
         if _first(exc, before) is not None:
-            return SendResult.transient(f"could not connect to Aliyun ({root_reason(exc)}): nothing was sent"), None
-        return SendResult.ambiguous(f"connection to Aliyun dropped after sending ({root_reason(exc)})"), None
+            return SendResult.transient(f"could not connect to Aliyun ({_reason(exc)}): nothing was sent"), None
+        return SendResult.ambiguous(f"connection to Aliyun dropped after sending ({_reason(exc)})"), None
     if _first(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-        return SendResult.ambiguous(f"Aliyun's answer broke off ({root_reason(exc)})"), None
+        return SendResult.ambiguous(f"Aliyun's answer broke off ({_reason(exc)})"), None
     if _first(exc, ValueError) is not None:  # JSONDecodeError: an answer came that cannot be read
         return SendResult.ambiguous("Aliyun answered with an unreadable body: may have been accepted"), None
-    return SendResult.transient(f"unexpected {root_reason(exc)} while calling Aliyun"), None
+    return SendResult.transient(f"unexpected {_reason(exc)} while calling Aliyun"), None

@@ -14,49 +14,20 @@ their class name). Only an answer that Tencent itself produced carries a Request
 
 from __future__ import annotations
 
-import socket
-from collections import deque
-from collections.abc import Iterator
-
 import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException  # type: ignore[import-untyped]
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from notifiers.base import SendResult
+from notifiers.net_errors import exception_chain, failed_before_sending, root_reason
 
 # Raised by the SDK itself before any request is built or sent.
 _LOCAL_CODES = frozenset({"ClientError", "ClientParamsError", "InvalidCredential"})
 
 
-def exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    """exc and everything it wraps: __cause__/__context__, exception args, urllib3's .reason."""
-    seen: set[int] = set()
-    pending: deque[BaseException] = deque([exc])
-    while pending:
-        current = pending.popleft()  # breadth first: outer wrappers before their causes
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        pending.extend(item for item in linked if isinstance(item, BaseException))
 
 
-def root_reason(exc: BaseException) -> str:
-    """A short cause like "NewConnectionError: [Errno 111] Connection refused", without URLs."""
-    chain = list(exception_chain(exc))
-    wrappers = (requests.exceptions.RequestException, MaxRetryError, TencentCloudSDKException)
-    names = [type(item).__name__ for item in chain if not isinstance(item, wrappers)]
-    errno_text = next((f"[Errno {e.errno}] {e.strerror}" for e in chain if isinstance(e, OSError) and e.strerror), "")
-    name = names[0] if names else type(exc).__name__
-    return f"{name}: {errno_text}" if errno_text else name
-
-
-def _failed_before_sending(exc: BaseException) -> bool:
-    # urllib3's NewConnectionError and NameResolutionError both subclass ConnectTimeoutError:
-    # all three mean no connection was made, so no byte of the request left.
-    before = (ConnectTimeoutError, ConnectionRefusedError, socket.gaierror)
-    return any(isinstance(item, before) for item in exception_chain(exc))
+def _reason(exc: BaseException) -> str:
+    return root_reason(exc, (TencentCloudSDKException,))
 
 
 def is_tencents_answer(exc: TencentCloudSDKException) -> bool:
@@ -73,13 +44,13 @@ def classify_transport(exc: BaseException, timeout: float, what: str = "Tencent 
     if isinstance(network, requests.exceptions.ReadTimeout):
         return SendResult.ambiguous(f"no answer from {what} within {timeout:g}s after sending")
     if isinstance(network, requests.exceptions.SSLError):
-        return SendResult.transient(f"TLS handshake with {what} failed ({root_reason(exc)}): nothing was sent")
+        return SendResult.transient(f"TLS handshake with {what} failed ({_reason(exc)}): nothing was sent")
     if isinstance(network, requests.exceptions.ConnectionError):
-        if _failed_before_sending(network):
-            return SendResult.transient(f"could not connect to {what} ({root_reason(exc)}): nothing was sent")
-        return SendResult.ambiguous(f"connection to {what} dropped after sending ({root_reason(exc)})")
+        if failed_before_sending(network):
+            return SendResult.transient(f"could not connect to {what} ({_reason(exc)}): nothing was sent")
+        return SendResult.ambiguous(f"connection to {what} dropped after sending ({_reason(exc)})")
     if network is not None:  # ChunkedEncodingError, ContentDecodingError: the answer had begun
-        return SendResult.ambiguous(f"{what}'s answer broke off ({root_reason(exc)})")
+        return SendResult.ambiguous(f"{what}'s answer broke off ({_reason(exc)})")
     if isinstance(exc, TencentCloudSDKException):
         code = exc.get_code() or ""
         if code == "ServerNetworkError":

@@ -25,10 +25,8 @@ import json
 import logging
 import math
 import re
-import socket
 import threading
-from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,9 +40,9 @@ from twilio.base.exceptions import (
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from notifiers.base import Message, NotifierConfigError, SendResult
+from notifiers.net_errors import failed_before_sending, root_reason
 from notifiers.twilio.webhooks import webhook_router
 
 # Twilio's own limit for ValidityPeriod (seconds).
@@ -94,37 +92,6 @@ class _HeaderKeepingHttpClient(TwilioHttpClient):
 def _as_utc(moment: datetime) -> datetime:
     # Naive datetimes are taken as UTC.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    """exc and everything it wraps: __cause__/__context__, exception args, urllib3's .reason."""
-    seen: set[int] = set()
-    pending: deque[BaseException] = deque([exc])
-    while pending:
-        current = pending.popleft()  # breadth first: outer wrappers before their causes
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        pending.extend(item for item in linked if isinstance(item, BaseException))
-
-
-def _failed_before_sending(exc: BaseException) -> bool:
-    # urllib3's NewConnectionError and NameResolutionError both subclass ConnectTimeoutError:
-    # all three mean no connection was made, so no byte of the request left.
-    before = (ConnectTimeoutError, ConnectionRefusedError, socket.gaierror)
-    return any(isinstance(item, before) for item in _exception_chain(exc))
-
-
-def _root_reason(exc: BaseException) -> str:
-    """A short cause like "NewConnectionError: [Errno 111] Connection refused", without URLs."""
-    chain = list(_exception_chain(exc))
-    wrappers = (requests.exceptions.RequestException, MaxRetryError)
-    names = [type(item).__name__ for item in chain if not isinstance(item, wrappers)]
-    errno_text = next((f"[Errno {e.errno}] {e.strerror}" for e in chain if isinstance(e, OSError) and e.strerror), "")
-    name = names[0] if names else type(exc).__name__
-    return f"{name}: {errno_text}" if errno_text else name
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -293,14 +260,14 @@ class TwilioSmsNotifier:
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return SendResult.ambiguous(f"no answer from Twilio within {self._timeout:g}s after sending")
         if isinstance(exc, requests.exceptions.SSLError):
-            return SendResult.transient(f"TLS handshake with Twilio failed ({_root_reason(exc)}): nothing was sent")
+            return SendResult.transient(f"TLS handshake with Twilio failed ({root_reason(exc)}): nothing was sent")
         if isinstance(exc, requests.exceptions.ConnectionError):
-            if _failed_before_sending(exc):
-                return SendResult.transient(f"could not connect to Twilio ({_root_reason(exc)}): nothing was sent")
-            return SendResult.ambiguous(f"connection to Twilio dropped after sending ({_root_reason(exc)})")
+            if failed_before_sending(exc):
+                return SendResult.transient(f"could not connect to Twilio ({root_reason(exc)}): nothing was sent")
+            return SendResult.ambiguous(f"connection to Twilio dropped after sending ({root_reason(exc)})")
         if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
             # Twilio had started answering, so it had the whole request.
-            return SendResult.ambiguous(f"Twilio's answer broke off ({_root_reason(exc)})")
+            return SendResult.ambiguous(f"Twilio's answer broke off ({root_reason(exc)})")
         if isinstance(exc, json.JSONDecodeError):
             # The SDK only parses the body of a 2xx: Twilio accepted something we cannot read.
             return SendResult.ambiguous("Twilio answered 2xx with an unreadable body")
@@ -364,6 +331,6 @@ class TwilioSmsNotifier:
             answer = next((arg for arg in exc.args if isinstance(arg, Response)), None)
             status = answer.status_code if isinstance(exc, TwilioException) and answer is not None else None
         if status is None:
-            return SendResult.transient(self._redact(f"reconcile lookup failed: {_root_reason(exc)}") or "")
+            return SendResult.transient(self._redact(f"reconcile lookup failed: {root_reason(exc)}") or "")
         retry_after = _parse_retry_after(self._http.last_headers().get("Retry-After")) if status == 429 else None
         return SendResult.transient(f"reconcile lookup failed: HTTP {status} from Twilio", retry_after)
