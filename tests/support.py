@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -49,3 +53,29 @@ def recording_daemon(runtime: Runtime, role: Role, notifier: RecordingNotifier |
     dispatcher = Dispatcher(runtime.factory, {"sms": notifier, "email": notifier}, runtime.policy,
                             runtime.settings.tz, send_window=runtime.settings.send_window_override())
     return Daemon(runtime, dispatcher=dispatcher, role=role)
+
+
+@contextmanager
+def hanging_up_after(marker: bytes) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads a request up to `marker` (all of it has left), then
+    hangs up without answering: the base URL, for "the answer was lost" tests."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def hang_up() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(2)
+            received = b""
+            while marker not in received:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        thread.join(timeout=5)
+        listener.close()

@@ -7,7 +7,6 @@ parsing are part of what is tested.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,8 @@ from notifiers.aliyun.fake import FakeAliyun, code, http_error, server_error, sl
 from notifiers.aliyun.transport import AliyunSmsNotifier
 from notifiers.base import Message, NotifierConfigError, SendResult, SendStatus, SmsTemplate
 from notifiers.twilio.fake import unused_base_url
+
+from .support import hanging_up_after
 
 TO = "+8613800138000"
 SIGN = "居住证提醒"
@@ -231,28 +232,9 @@ def test_connection_refused_is_transient() -> None:
 
 
 def test_a_connection_dropped_after_sending_is_ambiguous() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def hang_up() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            connection.settimeout(2)
-            received = b""
-            while b"\r\n\r\n" not in received:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
-
-    thread = threading.Thread(target=hang_up, daemon=True)
-    thread.start()
-    try:
-        notifier = AliyunSmsNotifier(access_key_id="LTAIx", access_key_secret="s" * 30, sign_name=SIGN,
-                                     endpoint=f"http://127.0.0.1:{listener.getsockname()[1]}")
+    with hanging_up_after(b"\r\n\r\n") as url:
+        notifier = AliyunSmsNotifier(access_key_id="LTAIx", access_key_secret="s" * 30, sign_name=SIGN, endpoint=url)
         result = notifier.send(sms())
-    finally:
-        thread.join(timeout=5)
-        listener.close()
 
     assert result.status is SendStatus.AMBIGUOUS and "dropped after sending" in (result.error or "")
 

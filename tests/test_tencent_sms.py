@@ -7,7 +7,6 @@ so the SDK's request building, signing and error parsing are part of what is tes
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,8 @@ from notifiers.tencent import transport
 from notifiers.tencent.failures import classify_transport
 from notifiers.tencent.fake import FakeTencentSms, api_error, garbled, refused, server_error, slow
 from notifiers.tencent.transport import TencentSmsNotifier
+
+from .support import hanging_up_after
 
 TO = "+8613800138000"
 SIGN = "居住证提醒"
@@ -253,26 +254,8 @@ def test_connection_refused_is_transient(make_notifier: NotifierFactory) -> None
 
 
 def test_a_connection_dropped_after_sending_is_ambiguous(make_notifier: NotifierFactory) -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def hang_up() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            connection.settimeout(2)
-            received = b""
-            while b"SessionContext" not in received:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
-
-    thread = threading.Thread(target=hang_up, daemon=True)
-    thread.start()
-    try:
-        result = make_notifier(endpoint=f"http://127.0.0.1:{listener.getsockname()[1]}").send(sms())
-    finally:
-        thread.join(timeout=5)
-        listener.close()
+    with hanging_up_after(b"SessionContext") as url:
+        result = make_notifier(endpoint=url).send(sms())
 
     assert result.status is SendStatus.AMBIGUOUS and "dropped after sending" in (result.error or "")
 

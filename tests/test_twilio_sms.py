@@ -6,8 +6,6 @@ own request encoding and error parsing are part of what is tested.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,8 @@ from notifiers.twilio.fake import (
     unused_base_url,
 )
 from notifiers.twilio.transport import TwilioSmsNotifier
+
+from .support import hanging_up_after
 
 FROM = "+15005550006"
 TO = "+8613800138000"
@@ -241,33 +241,9 @@ def test_global_latency_slows_every_answer(fake: FakeTwilio, make_notifier: Noti
 
 
 def test_a_connection_dropped_after_sending_is_ambiguous() -> None:
-    # A server that reads the whole request, then hangs up without answering.
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def hang_up() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            connection.settimeout(2)
-            received = b""
-            while b"Body=" not in received:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
-
-    thread = threading.Thread(target=hang_up, daemon=True)
-    thread.start()
-    try:
-        notifier = TwilioSmsNotifier(
-            account_sid="AC" + "2" * 32,
-            auth_token="t" * 32,
-            from_number=FROM,
-            base_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
-        )
+    with hanging_up_after(b"Body=") as url:  # the whole request has left when its body has
+        notifier = TwilioSmsNotifier(account_sid="AC" + "2" * 32, auth_token="t" * 32, from_number=FROM, base_url=url)
         result = notifier.send(sms())
-    finally:
-        thread.join(timeout=5)
-        listener.close()
 
     assert result.status is SendStatus.AMBIGUOUS
     assert result.error is not None and "dropped after sending" in result.error
