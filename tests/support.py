@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,3 +80,26 @@ def hanging_up_after(marker: bytes) -> Iterator[str]:
     finally:
         thread.join(timeout=5)
         listener.close()
+
+
+def serve(app: Any) -> Iterator[str]:
+    """The app under uvicorn on a free port of 127.0.0.1 until the generator is closed: its base
+    URL (a fixture does `yield from serve(app)`)."""
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

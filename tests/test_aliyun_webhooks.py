@@ -3,16 +3,12 @@ the real app (uvicorn on 127.0.0.1, the Inbox on a real SQLite file)."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -20,14 +16,13 @@ from sqlalchemy import select
 from notifiers.aliyun.receipts import PushError, receipt_from, reply_from
 from notifiers.aliyun.webhooks import REPLY_PATH, REPORT_PATH, webhook_router
 from notifiers.base import Receipt, Reply
-from worker.delivery.inbound import Inbox
 from worker.http.app import create_app
 from worker.ops.runtime import Runtime
 from worker.ops.settings import Settings
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Notification
 
-from .support import add_holder
+from .support import add_holder, serve
 
 TOKEN = "aliyun-callback-token-0123456789"
 BIZ_ID = "932702304080415357^0"
@@ -184,31 +179,11 @@ def test_one_bad_item_refuses_the_whole_batch(client: TestClient, sink: Recordin
 # -- through the real app -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("PERMIT_ALIYUN_CALLBACK_TOKEN", TOKEN)
     runtime = Runtime(Settings(database_url=db_url))
-    app = create_app(runtime)
-    if not any(getattr(route, "path", None) == REPORT_PATH for route in app.routes):
-        # The package is not reinstalled with the aliyun entry point yet: mount it as create_app would.
-        app.include_router(webhook_router(Inbox(runtime.factory, runtime.settings.max_attempts),
-                                          runtime.settings.environ, None))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    yield from serve(create_app(runtime))
     runtime.engine.dispose()
 
 

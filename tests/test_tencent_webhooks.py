@@ -4,30 +4,25 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from notifiers.base import Receipt, Reply
 from notifiers.tencent.receipts import RANK, receipt_from, reply_from, reply_id
 from notifiers.tencent.webhooks import REPLY_PATH, STATUS_PATH, webhook_router
-from worker.delivery.inbound import Inbox
 from worker.http.app import create_app
 from worker.ops.runtime import Runtime
 from worker.ops.settings import Settings
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Notification
 
-from .support import add_holder
+from .support import add_holder, serve
 
 TOKEN = "tencent-callback-token-0123456789"
 SID = "2433:1045710669157053657849499619"
@@ -115,21 +110,6 @@ class RecordingSink:
         return "reply"
 
 
-def serve(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture
 def sink() -> RecordingSink:
     return RecordingSink()
@@ -199,12 +179,7 @@ def test_without_a_token_configured_every_request_is_403(sink: RecordingSink) ->
 def app_url(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("PERMIT_TENCENT_CALLBACK_TOKEN", TOKEN)
     runtime = Runtime(Settings(database_url=db_url))
-    app = create_app(runtime)
-    if not any(getattr(route, "path", None) == STATUS_PATH for route in app.routes):
-        # Until the package is reinstalled with the tencent entry point, mount it as create_app would.
-        inbox = Inbox(runtime.factory, runtime.settings.max_attempts)
-        app.include_router(webhook_router(inbox, runtime.settings.environ, runtime.settings.public_url))
-    yield from serve(app)
+    yield from serve(create_app(runtime))
     runtime.engine.dispose()
 
 

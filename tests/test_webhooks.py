@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
@@ -20,34 +16,17 @@ from worker.ops.settings import Settings
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, HrEvent, Notification
 
-from .support import add_holder
+from .support import add_holder, serve
 
 TOKEN = "test-auth-token-0123456789abcdef"
 EXPIRES = date(2027, 1, 20)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
-    port = free_port()
-    public = "https://worker.example.com"
-    runtime = Runtime(Settings(database_url=db_url, public_url=public))
-    config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    runtime = Runtime(Settings(database_url=db_url, public_url="https://worker.example.com"))
+    yield from serve(create_app(runtime))
     runtime.engine.dispose()
 
 
