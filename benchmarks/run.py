@@ -329,6 +329,40 @@ def imports(report: Report, backend: str, workdir: Path, pg_url: str, day: str, 
                    f"+{peak[100_000] - peak[10_000]:.0f} MB", None, "flat in file size")
 
 
+def team_reads(report: Report, backend: str, workdir: Path, pg_url: str, day: str) -> None:
+    """Issue 13: a team of 100k holders as HR opens it (list, summary, overview, export)."""
+    url = db_url(backend, "team_100k", workdir, pg_url)
+    say(f"{backend}: building a 100k-holder team for the HR reads")
+    built = step("build", url=url, holders=100_000, day=day)
+    if not built.ok:
+        report.put("HR reads, 100k team", backend, f"failed: {built.error}")
+        return
+    say(f"{backend}: HR reads on the 100k team")
+    m = step("team_reads", url=url)
+    drop(url)
+    if not m.ok:
+        report.put("HR reads, 100k team", backend, f"failed: {m.error}")
+        return
+    res = m.result
+    report.raw[f"{backend}/team_reads"] = {**res, "rss_mb": m.rss_mb}
+
+    def ms(x: float) -> str:
+        return f"{x * 1000:.0f} ms"
+
+    for key, label, limit in (("list", "GET /v1/holders?limit=50, 100k team", 0.1),
+                              ("list_stage", "GET /v1/holders?limit=50&stage=renew_in_person, 100k team", None),
+                              ("summary", "GET /v1/summary, 100k team", 0.1),
+                              ("overview", "web overview page /web/, 100k team", None),
+                              ("search", "web search /web/holders?q=…, 100k team", None)):
+        p50, p95 = res[key]["p50"], res[key]["p95"]
+        report.put(label, backend, f"p95 {ms(p95)} (p50 {ms(p50)})", None if limit is None else p95 <= limit,
+                   "p95 ≤ 100 ms" if limit is not None else "")
+    export = res["export"]
+    report.put("web CSV export, 100k team: first byte / whole file", backend,
+               f"{ms(export['first_byte'])} / {secs(export['total'])} ({export['bytes'] / 1e6:.1f} MB), {mb(m)}",
+               export["first_byte"] <= 1.0, "first byte ≤ 1 s")
+
+
 def dispatch(report: Report, backend: str, workdir: Path, pg_url: str) -> None:
     from benchmarks.data import fresh_database
 
@@ -394,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-dispatch", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-scan", action="store_true")
+    parser.add_argument("--skip-team-reads", action="store_true", help="skip the 100k-team HR reads (issue 13)")
     parser.add_argument("--day", default=None, help="scan day, YYYY-MM-DD (default: today in Shanghai)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of each scan and import measurement; the median is shown (default 3)")
@@ -423,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                 registry_and_scans(report, backend, size, day, workdir, args.pg_url, args.repeat)
         if not args.skip_import:
             imports(report, backend, workdir, args.pg_url, day, args.repeat)
+        if not args.skip_team_reads:
+            team_reads(report, backend, workdir, args.pg_url, day)
     # Dispatch last: it is the part being reworked concurrently; everything else is measured first.
     if not args.skip_dispatch:
         for backend in backends:

@@ -185,7 +185,70 @@ def _seed_outbox(factory: Any, messages: int, channel: str = "sms") -> int:
     return len(ids)
 
 
-STEPS: dict[str, Callable[..., dict[str, Any]]] = {"build": build, "scan": scan, "dispatch": dispatch}
+def team_reads(url: str, rounds: int = 20) -> dict[str, Any]:
+    """Issue 13: what HR opens on a team of 100k holders, through the whole HTTP app in process
+    (FastAPI's TestClient: routing, auth, SQL, rendering, JSON; no network): `rounds` requests
+    each of the API's list and summary and of the web overview, and the web CSV export's time to
+    its first byte and in total. Every figure is seconds; p50/p95 over the rounds."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    _quiet_logs()
+    # The per-token rate limit would measure the limiter: this is one client asking many times.
+    os.environ.update({"PERMIT_DATABASE_URL": url, "PERMIT_LOG_LEVEL": "WARNING", "PERMIT_API_BURST": "100000",
+                       "PERMIT_API_RATE_PER_MINUTE": "1000000"})
+    from worker.http.app import create_app
+    from worker.ops.runtime import Runtime
+    from worker.ops.settings import Settings
+    from worker.registry import records as registry
+    from worker.store.db import unit_of_work
+
+    runtime = Runtime(Settings())
+    with unit_of_work(runtime.factory) as session:
+        token = registry.issue_token(session, registry.get_team(session, data.TEAM_SLUG))
+    # As context managers, so the app's lifespan runs as under uvicorn (serve).
+    api = TestClient(create_app(runtime), headers={"Authorization": f"Bearer {token}"}).__enter__()
+    web = TestClient(create_app(runtime), follow_redirects=False).__enter__()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/web/login").text)
+    assert csrf and web.post("/web/login", data={"token": token, "csrf": csrf.group(1)}).status_code == 303
+
+    def timed(get: Callable[[], Any]) -> dict[str, float]:
+        get()  # the first request compiles statements and fills caches, as a running server has
+        runs = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            response = get()
+            runs.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text[:200]
+        runs.sort()
+        return {"p50": runs[len(runs) // 2], "p95": runs[min(len(runs) - 1, round(0.95 * (len(runs) - 1)))]}
+
+    result: dict[str, Any] = {
+        "list": timed(lambda: api.get("/v1/holders", params={"limit": 50})),
+        "list_stage": timed(lambda: api.get("/v1/holders", params={"limit": 50, "stage": "renew_in_person"})),
+        "summary": timed(lambda: api.get("/v1/summary")),
+        "overview": timed(lambda: web.get("/web/")),
+        "search": timed(lambda: web.get("/web/holders", params={"q": "测试12"})),
+    }
+    result["holders"] = api.get("/v1/holders", params={"limit": 1}).json()["total"]
+    started = time.perf_counter()
+    first = None
+    size = 0
+    with web.stream("GET", "/web/export.csv") as response:
+        for chunk in response.iter_bytes():
+            if first is None:
+                first = time.perf_counter() - started
+            size += len(chunk)
+    result["export"] = {"first_byte": first, "total": time.perf_counter() - started, "bytes": size}
+    api.__exit__(None, None, None)
+    web.__exit__(None, None, None)
+    runtime.engine.dispose()
+    return result
+
+
+STEPS: dict[str, Callable[..., dict[str, Any]]] = {"build": build, "scan": scan, "dispatch": dispatch,
+                                                   "team_reads": team_reads}
 
 
 def main(argv: list[str]) -> None:

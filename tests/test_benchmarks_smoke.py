@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from benchmarks import run  # noqa: F401 - the entry point must import
@@ -42,3 +46,17 @@ def test_the_registry_builder_makes_a_steady_state_registry(tmp_path: Path) -> N
 def test_the_roster_writer_writes_a_valid_roster(tmp_path: Path) -> None:
     path = write_roster_csv(tmp_path / "r.csv", 100, scan_day())
     assert len(parse_roster(path.read_bytes())) == 100
+
+
+@pytest.mark.slow
+def test_the_hr_reads_step_answers_every_request_on_a_small_team(tmp_path: Path) -> None:
+    # In its own process, as benchmarks.run starts it: the step quiets logging process-wide.
+    url = f"sqlite:///{tmp_path / 'team.db'}"
+    build_registry(url, 300, scan_day())
+    done = subprocess.run([sys.executable, "-m", "benchmarks.steps", "team_reads", json.dumps({"url": url, "rounds": 2})],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["holders"] == 300
+    assert result["export"]["bytes"] > 300 * 20 and 0 < result["export"]["first_byte"] <= result["export"]["total"]
+    assert all(0 < result[k]["p50"] <= result[k]["p95"] for k in ("list", "list_stage", "summary", "overview", "search"))

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from worker.http.web.export import export_csv
+from worker.planning.team_rows import Evaluator
 from worker.store.db import unit_of_work
 from worker.store.models import Holder
 
@@ -217,7 +218,7 @@ def test_the_export_function_round_trips_through_the_roster_parser(web: Web) -> 
     confirm(client, csrf, upload(client, csrf, roster(("E1", "-3天", "13800138000", str(EXPIRY)))))
     with unit_of_work(web.runtime.factory) as session:
         holders = list(session.scalars(select(Holder)))
-        data = export_csv(holders, web.runtime, "zh-CN", datetime.now(UTC))
+        data = export_csv(holders, Evaluator(web.runtime.policy, web.runtime.settings.tz, datetime.now(UTC)), "zh-CN")
     [row] = parse_roster(data)
     assert row.name == "-3天" and row.phone == "+8613800138000"
     assert list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))[1][1] == "'-3天"

@@ -90,7 +90,12 @@ class Holder(Base):
     fingerprint (to notice a change), and no ID-card number is ever stored."""
 
     __tablename__ = "holders"
-    __table_args__ = (UniqueConstraint("team_id", "external_id", name="uq_holders_team_external_id"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "external_id", name="uq_holders_team_external_id"),
+        # A team's stage counts and expiry windows (planning/stage_counts.py, team_rows.py) read
+        # this index, not the table: a 100k-holder team's summary in tens of milliseconds.
+        Index("ix_holders_team_expiry", "team_id", "expires_on", "timezone"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
@@ -147,6 +152,8 @@ class Notification(Base):
             "holder_id", "cycle_expires_on", "stage", "touch_day", "channel", name="uq_notifications_touch"
         ),
         Index("ix_notifications_due", "status", "next_attempt_at"),
+        # The overview's "delivery failed" list (views._failed_holders): failures are rare.
+        Index("ix_notifications_delivery_status", "delivery_status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

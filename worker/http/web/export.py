@@ -13,18 +13,16 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from worker.http.web.i18n import REASONS, STAGES, pick
-from worker.http.web.views import view_of
-from worker.ops.runtime import Runtime
 from worker.planning.evaluation import accumulated_of
+from worker.planning.team_rows import Evaluator, HolderLike
 from worker.registry.roster import CANONICAL_COLUMNS, CHINESE_HEADERS
-from worker.store.models import Holder
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -64,45 +62,65 @@ def export_header(lang: str) -> list[str]:
     return [_ZH_HEADER[c] if zh else c for c in EXPORT_COLUMNS] + [pick(_EXTRA[k], lang) for k in _EXTRA]
 
 
-def export_rows(holders: Iterable[Holder], runtime: Runtime, lang: str, now: datetime) -> Iterator[list[str]]:
-    """Each holder as the roster's cells (escaped against formulas), then stage, days left,
-    the reasons they cannot auto-renew and their accumulated years."""
+def export_rows(rows: Iterable[HolderLike], evaluator: Evaluator, lang: str) -> Iterator[list[str]]:
+    """Each holder (a team_rows row or a Holder) as the roster's cells (escaped against formulas),
+    then stage, days left, the reasons they cannot auto-renew and their accumulated years."""
     zh = lang != "en"
-    for holder in holders:
-        view = view_of(holder, runtime, now)
+    today = evaluator.today()
+    for holder in rows:
+        ev = evaluator.of(holder)
         values: dict[str, object] = {c: getattr(holder, c) for c in EXPORT_COLUMNS}
         values["phone"] = _phone(holder.phone)
         if zh:
             values["housing_type"] = _HOUSING_ZH.get(holder.housing_type or "", holder.housing_type)
             values["locale"] = _LOCALE_ZH.get(holder.locale, holder.locale)
         row = [values[c] for c in EXPORT_COLUMNS]
-        held = accumulated_of(holder, now.astimezone(runtime.settings.tz).date())
-        row += [pick(STAGES[view.stage], lang) if zh else view.stage, view.days_left,
-                "; ".join(pick(REASONS.get(r, (r, r)), lang) for r in view.reasons),
+        held = accumulated_of(holder, today)
+        row += [pick(STAGES[ev.stage], lang) if zh else ev.stage, ev.days_left,
+                "; ".join(pick(REASONS.get(r, (r, r)), lang) for r in ev.eligibility.reasons),
                 "" if held is None else (f"{held.years}年{held.months}个月" if zh else f"{held.years}y{held.months}m")]
         yield [safe_cell(v) for v in row]
 
 
-def export_csv(holders: Iterable[Holder], runtime: Runtime, lang: str, now: datetime) -> bytes:
+def csv_chunks(rows: Iterable[HolderLike], evaluator: Evaluator, lang: str, every: int = 500) -> Iterator[bytes]:
+    """The export as CSV, `every` rows per chunk, so a download starts at once and memory stays
+    flat: the header first (with a BOM, so Excel on a Chinese Windows opens the UTF-8 file without
+    mangling the names), then the rows as they are read."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(export_header(lang))
-    writer.writerows(export_rows(holders, runtime, lang, now))
-    # A BOM, so Excel on a Chinese Windows opens the UTF-8 file without mangling the names.
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    yield ("\ufeff" + out.getvalue()).encode("utf-8")
+    pending = 0
+    out.seek(0)
+    out.truncate()
+    for cells in export_rows(rows, evaluator, lang):
+        writer.writerow(cells)
+        pending += 1
+        if pending >= every:
+            yield out.getvalue().encode("utf-8")
+            out.seek(0)
+            out.truncate()
+            pending = 0
+    if pending:
+        yield out.getvalue().encode("utf-8")
 
 
-def export_xlsx(holders: Iterable[Holder], runtime: Runtime, lang: str, now: datetime) -> bytes:
-    """The same table as export_csv in a workbook; every cell is text, so IDs keep their leading
-    zeros and phones are not turned into 1.38E+10."""
+def export_csv(rows: Iterable[HolderLike], evaluator: Evaluator, lang: str) -> bytes:
+    return b"".join(csv_chunks(rows, evaluator, lang))
+
+
+def export_xlsx(rows: Iterable[HolderLike], evaluator: Evaluator, lang: str, target: Path | io.BytesIO) -> int:
+    """The same table as the CSV in a workbook written to `target`; every cell is text, so IDs
+    keep their leading zeros and phones are not turned into 1.38E+10. Returns the row count."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet("花名册" if lang != "en" else "roster")
     sheet.append(export_header(lang))
-    for row in export_rows(holders, runtime, lang, now):
+    written = 0
+    for row in export_rows(rows, evaluator, lang):
         sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+        written += 1
+    book.save(target)
+    return written
 
 
 def template_csv() -> bytes:

@@ -33,6 +33,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "ov.attention": ("需要处理", "Needs attention"),
     "ov.this_week": ("本周截止 {n} 人", "{n} due this week"),
     "ov.attention_lead": ("按紧急程度排列：期限越近越靠前。", "Most urgent first: the nearest deadline on top."),
+    "ov.more": ("按截止日期显示最近的 {shown} 人，另有 {n} 人：点上方的阶段查看全部。",
+                "Showing the {shown} nearest deadlines; {n} more: open a stage above to see them all."),
     "ov.none": ("目前没有需要处理的员工。", "Nobody needs attention right now."),
     "ov.empty": ("还没有员工数据。先导入花名册吧。", "No employees yet. Start by importing your roster."),
     "col.external_id": ("工号", "ID"), "col.name": ("姓名", "Name"), "col.stage": ("阶段", "Stage"),
