@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from schedules.deadlines import last_working_day_on_or_before
 from schedules.findings_text import finding_text
+from schedules.messages import points_materials
 from schedules.points import Finding
 from schedules.vocabulary import CHANNEL_LABELS, STAGE_LABELS, label, reason_label
 
@@ -95,11 +96,13 @@ class DigestContent:
     failed: list[DigestFailure]
     events: list[HrNoticeItem]
     points: list[PointsDigestLine] = field(default_factory=list)  # points renewal risks
+    # Points renewals whose touch day came with no risk found: HR still prepares the materials.
+    points_coming_up: list[PointsDigestLine] = field(default_factory=list)
 
     @property
     def item_count(self) -> int:
         return (len(self.entering_in_person) + len(self.overdue) + len(self.newly_lapsed)
-                + len(self.failed) + len(self.events) + len(self.points))
+                + len(self.failed) + len(self.events) + len(self.points) + len(self.points_coming_up))
 
     @property
     def is_empty(self) -> bool:
@@ -206,6 +209,12 @@ def _points_line(line: PointsDigestLine, lang: int, today: date) -> str:
     return "\n".join([head, *(f"  · {finding_text(f.code, locale, f.detail, today)}" for f in line.findings)])
 
 
+def _points_materials(lang: int) -> str:
+    *items, renamed = points_materials(("zh-CN", "en")[lang])
+    head = ("  单位需准备：", "  HR prepares: ")[lang]
+    return head + ("；" if lang == ZH else "; ").join(items) + ("。" if lang == ZH else ". ") + renamed
+
+
 def _sections(content: DigestContent, lang: int) -> list[str]:
     """Only the sections with something in them, each a heading and its lines."""
     out: list[str] = []
@@ -222,8 +231,14 @@ def _sections(content: DigestContent, lang: int) -> list[str]:
     add((f"新近失效：未在期限内签注（{len(content.newly_lapsed)} 人）",
          f"Newly lapsed: not endorsed in time ({len(content.newly_lapsed)})"),
         [_holder_line(line, lang, content.day) for line in content.newly_lapsed])
+    # What HR prepares for the renewal, once, under the last points section there is.
+    prepare = (_points_materials(lang),)
     add((f"积分续签风险（{len(content.points)} 人）", f"Points renewal at risk ({len(content.points)})"),
-        [_points_line(line, lang, content.day) for line in content.points])
+        [_points_line(line, lang, content.day) for line in content.points],
+        () if content.points_coming_up else prepare)
+    add((f"积分续签临近，未发现风险（{len(content.points_coming_up)} 人）",
+         f"Points renewals coming up, no risk found ({len(content.points_coming_up)})"),
+        [_points_line(line, lang, content.day) for line in content.points_coming_up], prepare)
     add((f"提醒发送失败（{len(content.failed)} 条）", f"Reminders that could not be delivered ({len(content.failed)})"),
         [_failure_line(f, lang) for f in content.failed])
     add((f"员工回复及其他事项（{len(content.events)} 条）", f"Replies and other events ({len(content.events)})"),

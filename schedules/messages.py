@@ -116,6 +116,13 @@ def materials(housing_type: str | None, locale: str | None) -> list[str]:
     return list(t["materials"][_housing_key(housing_type)])
 
 
+def points_materials(locale: str | None) -> list[str]:
+    """What the employer's HR prepares for a points renewal, then what a renamed employer must do
+    first (RULES.md, "Points renewal materials")."""
+    t = templates(normalize_locale(locale))
+    return [*t["points_materials"], str(t["points_materials_renamed"])]
+
+
 def _last_days(ctx: MessageContext) -> tuple[date, date, date]:
     """The last working day on or before expiry, the end of grace and the end of the reset window."""
     return (

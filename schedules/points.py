@@ -203,16 +203,25 @@ def points_touch_due(facts: PointsFacts, today: date, policy: PointsPolicy | Non
     """
     policy = policy or default_points_policy()
     renewal_on = facts.points_valid_until
-    if renewal_on is None or today > renewal_on:
-        return None
-    offset = (today - renewal_on).days
-    due = [day for day in policy.touches if day <= offset]
-    if not due:
+    day = points_touch_day(renewal_on, today, policy)
+    if renewal_on is None or day is None:
         return None
     findings = tuple(points_findings(facts, today, policy))
     if not findings:
         return None
-    return PointsTouch(max(due), renewal_on + timedelta(days=max(due)), renewal_on, findings)
+    return PointsTouch(day, renewal_on + timedelta(days=day), renewal_on, findings)
+
+
+def points_touch_day(renewal_on: date | None, today: date, policy: PointsPolicy | None = None) -> int | None:
+    """The latest points touch day (relative to points_valid_until) on or before today, while
+    the points are still valid: from then on the renewal is near and HR prepares its materials.
+    None before the first touch day, after points_valid_until, or when it is unknown."""
+    policy = policy or default_points_policy()
+    if renewal_on is None or today > renewal_on:
+        return None
+    offset = (today - renewal_on).days
+    due = [day for day in policy.touches if day <= offset]
+    return max(due) if due else None
 
 
 def next_points_touch_on(facts: PointsFacts, today: date, policy: PointsPolicy | None = None) -> date | None:

@@ -32,7 +32,8 @@ _GSM_SINGLE, _GSM_PART = 160, 153  # a split message loses 7 septets a part to t
 _UCS2_SINGLE, _UCS2_PART = 70, 67
 
 # Top-level sections every locale must have (beyond the stages), checked at first load.
-_SECTIONS = ("findings_short", "findings_holder", "findings_hr", "bases", "years_months", "insurance_requirement")
+_SECTIONS = ("findings_short", "findings_holder", "findings_hr", "bases", "years_months", "insurance_requirement",
+             "points_materials", "points_materials_renamed")
 
 
 def normalize_locale(locale: str | None) -> str:

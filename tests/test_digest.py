@@ -23,7 +23,7 @@ from worker.ops.runtime import Runtime
 from worker.ops.settings import Settings
 from worker.registry import records as registry
 from worker.store.db import unit_of_work
-from worker.store.models import DigestRun, HrEvent, Notification
+from worker.store.models import DigestRun, Holder, HrEvent, Notification
 
 from .support import RecordingNotifier, add_holder
 
@@ -301,3 +301,21 @@ def test_the_daemon_checks_every_half_hour_from_the_configured_digest_time(db_ur
 def test_the_digest_time_must_be_a_clock_time() -> None:
     with pytest.raises(ValidationError):
         Settings(digest_time="9.30")
+
+
+def test_a_points_renewal_coming_up_reaches_hr_with_what_to_prepare_once(factory, team, smtp, digest) -> None:
+    # Points valid until 60 days from today, no risk known: the first touch day is today.
+    calm = add_holder(factory, team, "P1", DAY + timedelta(days=300), name="孙七")
+    later = add_holder(factory, team, "P2", DAY + timedelta(days=300), name="周八")
+    with unit_of_work(factory) as session:
+        for holder_id, days in ((calm, 60), (later, 61)):  # P2's touch day is tomorrow
+            holder = session.get(Holder, holder_id)
+            assert holder is not None
+            holder.points_basis, holder.points_valid_until = "education", DAY + timedelta(days=days)
+    assert digest(at(DAY, 10)) == 1
+    zh, en = text(smtp.messages[0]).split("\n---\n")
+    assert "积分续签临近，未发现风险（1 人）" in zh and "P1 孙七" in zh and "P2" not in zh
+    assert "申报单位介绍信" in zh and "加盖单位公章" in zh and "letter of introduction" in en
+    assert digest(at(DAY + timedelta(days=1), 10)) == 1  # P2's day: P1 is not repeated
+    zh2 = text(smtp.messages[1]).split("\n---\n")[0]
+    assert "P2 周八" in zh2 and "P1" not in zh2

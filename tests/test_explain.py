@@ -129,3 +129,19 @@ def test_a_late_renewal_restarts_the_accumulated_years(factory, team, overdue: i
         renewed_on = date(2026, 6, 30) + timedelta(days=overdue)
         registry.start_new_cycle(session, holder, date(2027, 8, 31), "renewed late", renewed_on=renewed_on)
         assert holder.accumulation_started_on == (renewed_on if restarts else date(2021, 3, 1))
+
+
+@pytest.mark.parametrize(("today", "near"), [(date(2026, 9, 30), False), (date(2026, 10, 1), True),
+                                             (date(2026, 11, 30), True), (date(2026, 12, 1), False)])
+def test_explain_names_what_the_employer_prepares_once_a_points_renewal_is_near(factory, team, policy,
+                                                                                today: date, near: bool) -> None:
+    _holder(factory, team, points_basis="education", points_valid_until=date(2026, 11, 30))
+    with unit_of_work(factory) as session:
+        data = explain(session, registry.get_holder(session, session.merge(team), "E1"), today, policy)
+    assert data["points"]["renewal_near"] is near
+    text = explain_text(data)
+    if near:
+        assert "申报单位介绍信" in data["points"]["employer_materials"]
+        assert "单位需准备" in text and "加盖单位公章" in text
+    else:
+        assert data["points"]["employer_materials"] == [] and "单位需准备" not in text

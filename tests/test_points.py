@@ -327,3 +327,36 @@ def test_the_hr_digest_lists_points_risks_with_their_findings() -> None:
     assert zh.count("  · ") == len(FINDING_CODES)
     # The in-person line names the last working day before the National Day holiday.
     assert "2026-10-05（最后工作日 2026-09-30）" in zh and "2026-10-05 (last working day 2026-09-30)" in en
+
+
+def test_the_digest_tells_hr_what_to_prepare_for_a_renewal_at_risk_or_not() -> None:
+    risky = PointsDigestLine("E9", "王五", UNTIL, tuple(all_findings()))
+    calm = PointsDigestLine("E7", "赵六", UNTIL, ())
+    both = DigestContent("Acme", date(2026, 6, 16), [], [], [], [], [], points=[risky], points_coming_up=[calm])
+    subject, body = render_digest(both)
+    zh, en = body.split("\n---\n")
+    assert "2 项需要处理" in subject
+    assert "积分续签临近，未发现风险（1 人）" in zh and "E7 赵六：积分有效期至 2026-08-15" in zh
+    assert "Points renewals coming up, no risk found (1)" in en
+    # The materials once, under the last points section: the letter of introduction, the seal, the contract.
+    assert zh.count("单位需准备：") == 1 and en.count("HR prepares: ") == 1
+    assert zh.index("单位需准备：") > zh.index("积分续签临近，未发现风险")
+    for words in (("申报单位介绍信", "单位人事专员身份证", "加盖单位公章", "超过2个月的劳动合同", "人才服务中心"),):
+        assert all(w in zh for w in words), zh
+    assert "letter of introduction" in en and "company seal" in en
+    only_risky = DigestContent("Acme", date(2026, 6, 16), [], [], [], [], [], points=[risky])
+    zh_only = render_digest(only_risky)[1].split("\n---\n")[0]
+    assert zh_only.count("单位需准备：") == 1 and "未发现风险" not in zh_only
+    nothing = DigestContent("Acme", date(2026, 6, 16), [], [], [], [], [])
+    assert nothing.is_empty and "单位需准备" not in render_digest(nothing)[1]
+
+
+@pytest.mark.parametrize(("today", "near"), [
+    (UNTIL - timedelta(days=61), False), (UNTIL - timedelta(days=60), True), (UNTIL, True),
+    (UNTIL + timedelta(days=1), False),
+])
+def test_a_points_renewal_is_near_from_the_first_touch_day_to_the_last_valid_day(today: date, near: bool) -> None:
+    from schedules.points import points_touch_day
+
+    assert (points_touch_day(UNTIL, today) is not None) is near
+    assert points_touch_day(None, today) is None

@@ -5,6 +5,7 @@ and failures shown as pages, never as stack traces."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from collections.abc import Iterator
@@ -484,3 +485,48 @@ def test_the_holder_page_says_what_to_do_by_when_in_every_stage(web: Web, lang: 
     assert 'id="todo-deadline"' in todo and 'id="todo-last-day"' in todo
     words = {"zh-CN": ("所需材料", "最后可办理的工作日", material), "en": ("Materials to bring", "Last working day", "租赁备案")}
     assert all(w in todo for w in words[lang]), todo
+
+
+def test_the_holder_page_shows_the_text_each_reminder_carried(web: Web) -> None:
+    from worker.delivery.dispatch import Dispatcher
+    from worker.planning.scan import scan
+
+    from .support import RecordingNotifier
+
+    client, _ = imported(web, data=roster(("E1", "张三", "13800138000", "", day(25)),
+                                          ("E2", "李四", "", "li@example.com", day(25)),
+                                          header=("工号", "姓名", "手机", "邮箱", "居住证有效期至")))
+    notifier = RecordingNotifier()
+    scan(web.runtime.factory, web.runtime.policy, web.runtime.settings.tz)
+    dispatcher = Dispatcher(web.runtime.factory, {"sms": notifier, "email": notifier}, web.runtime.policy,
+                            web.runtime.settings.tz, send_window=web.runtime.settings.send_window_override())
+    now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(hour=10, minute=0)
+    while dispatcher.dispatch_one(now) is not None:
+        pass
+    sent = {m.to: m for m in notifier.sent}
+    assert set(sent) == {"+8613800138000", "li@example.com"}
+    for external_id, to in (("E1", "+8613800138000"), ("E2", "li@example.com")):
+        page = client.get(f"/web/holder?id={external_id}").text
+        history = page[page.index('id="history"'):]
+        assert 'class="message-row"' in history and ("消息内容" in history)
+        body = re.search(r'<pre class="message-body">(.*?)</pre>', history, re.S)
+        assert body and html.unescape(body.group(1)) == sent[to].body
+        if sent[to].subject:
+            assert html.escape(sent[to].subject) in history
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_holder_page_lists_what_hr_prepares_when_a_points_renewal_is_near(web: Web, lang: str) -> None:
+    client, _ = imported(web)
+    client.cookies.set("pw_lang", lang, path="/web")
+    with unit_of_work(web.runtime.factory) as session:
+        session.execute(Holder.__table__.update().where(Holder.external_id == "E1").values(
+            points_basis="education", points_valid_until=TODAY + timedelta(days=30)))
+        session.execute(Holder.__table__.update().where(Holder.external_id == "E2").values(
+            points_basis="education", points_valid_until=TODAY + timedelta(days=100)))
+    near = client.get("/web/holder?id=E1").text
+    materials = near[near.index('id="todo-points-materials"'):near.index('id="todo-planned"')]
+    words = {"zh-CN": ("申报单位介绍信", "加盖单位公章", "人才服务中心"),
+             "en": ("letter of introduction", "company seal", "talent service centre")}[lang]
+    assert all(w in materials for w in words), materials
+    assert 'id="todo-points-materials"' not in client.get("/web/holder?id=E2").text

@@ -30,7 +30,7 @@ from schedules.digest import (
     PointsDigestLine,
     render_digest,
 )
-from schedules.points import points_touch_due
+from schedules.points import points_touch_day, points_touch_due
 from schedules.policy import Policy
 from schedules.stages import (
     ACCUMULATION_RESET,
@@ -177,18 +177,21 @@ def _gather(session: Session, team: Team, policy: Policy, zone: ZoneInfo, day: d
     # failed reminder again under failures would only repeat it.
     unreachable = {e.holder_id for e in events if e.kind == "unreachable"}
     failed = [f for holder_id, f in failures if holder_id not in unreachable]
+    at_risk, coming_up = _points_lines(session, team.id, day, previous.day)
     content = DigestContent(
         team_name=team.name, day=day, entering_in_person=entering, overdue=overdue, newly_lapsed=lapsed,
         failed=failed, events=[HrNoticeItem(e.kind, e.detail, e.created_at) for e in events],
-        points=_points_lines(session, team.id, day, previous.day),
+        points=at_risk, points_coming_up=coming_up,
     )
     return content, [e.id for e in events]
 
 
-def _points_lines(session: Session, team_id: int, day: date, previous_day: date) -> list[PointsDigestLine]:
-    """Holders whose points touch (60 and 30 days before points_valid_until) fell due since the
-    last digest and whose points renewal is at risk: every finding, for HR to act on. Reads the
-    holders through the points_valid_until index, and their months in one query."""
+def _points_lines(session: Session, team_id: int, day: date,
+                  previous_day: date) -> tuple[list[PointsDigestLine], list[PointsDigestLine]]:
+    """Holders whose points touch day (60 and 30 days before points_valid_until) came since the
+    last digest: (at risk, with every finding for HR to act on; no risk found). Both need HR to
+    prepare the renewal's materials. Reads the holders through the points_valid_until index, and
+    their months in one query."""
     from worker.planning.points import points_facts_many
 
     window_end = day + timedelta(days=90)
@@ -196,13 +199,19 @@ def _points_lines(session: Session, team_id: int, day: date, previous_day: date)
         Holder.team_id == team_id, Holder.points_valid_until >= previous_day,
         Holder.points_valid_until <= window_end).order_by(Holder.points_valid_until)))
     facts = points_facts_many(session, holders)
-    lines: list[PointsDigestLine] = []
+    at_risk: list[PointsDigestLine] = []
+    coming_up: list[PointsDigestLine] = []
     for holder in holders:
+        renewal_on = holder.points_valid_until
+        touch_day = points_touch_day(renewal_on, day)
+        if renewal_on is None or touch_day is None or renewal_on + timedelta(days=touch_day) <= previous_day:
+            continue
         touch = points_touch_due(facts[holder.id], day)
-        if touch is not None and touch.on > previous_day and touch.findings and holder.points_valid_until:
-            lines.append(PointsDigestLine(holder.external_id, holder.name, holder.points_valid_until,
-                                          touch.findings))
-    return lines
+        if touch is not None and touch.findings:
+            at_risk.append(PointsDigestLine(holder.external_id, holder.name, renewal_on, touch.findings))
+        else:
+            coming_up.append(PointsDigestLine(holder.external_id, holder.name, renewal_on, ()))
+    return at_risk, coming_up
 
 
 def _holder_lines(session: Session, team_id: int, policy: Policy, zone: ZoneInfo, day: date, previous_day: date,

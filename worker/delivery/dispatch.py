@@ -22,8 +22,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifiers.base import Message, Notifier, Reconciler, SendResult, SendStatus, SmsTemplate
-from schedules.messages import normalize_locale, render_message
+from notifiers.base import Message, Notifier, Reconciler, SendResult, SendStatus
 from schedules.points import POINTS_RENEWAL
 from schedules.policy import Policy, SendWindow
 from schedules.sms_templates import TemplateSet, load_sms_templates
@@ -34,8 +33,9 @@ from worker.delivery.deliveries import Delivery, Prepared, RetryPolicy
 from worker.delivery.fallback import fall_back
 from worker.delivery.ratelimit import RateLimits
 from worker.delivery.recording import Recorder, Unresolved, last_ambiguous_attempts, release_note
+from worker.delivery.rendering import render_touch
 from worker.delivery.sender_pool import run_batch
-from worker.planning.evaluation import contact_for, evaluate_holder, holder_zone, message_context
+from worker.planning.evaluation import contact_for, evaluate_holder, holder_zone
 from worker.planning.points import points_check
 from worker.store.db import unit_of_work
 from worker.store.models import Holder, Notification, utcnow
@@ -253,38 +253,21 @@ class Dispatcher:
 
     def _message(self, note: Notification, holder: Holder, today: date,
                  valid_until: datetime | None, findings: tuple[str, ...] = ()) -> tuple[Message, int]:
-        ctx = message_context(holder, note.stage, note.touch_day, today, self.policy, findings)
-        template: SmsTemplate | None = None
-        if note.channel == "wecom":
-            # A textcard: the email's subject as its title (it names the date that matters), the
-            # SMS text as its description (what to do, by when), in the holder's locale.
-            email = render_message("email", holder.locale, ctx)
-            sms = render_message("sms", holder.locale, ctx, sms_templates=self.sms_templates)
-            shown = sms.template.locale if sms.template is not None else holder.locale
-            subject, body, segments = email.subject, sms.body.removeprefix(self._plain_prefix(shown)), 0
-        else:
-            sender = self.notifiers.get(note.channel)
-            rendered = render_message(note.channel, holder.locale, ctx, sms_templates=self.sms_templates,
-                                      sign_name=getattr(sender, "sign_name", None),
-                                      provider=sender.name if sender is not None else None)
-            subject, body, segments = rendered.subject, rendered.body, rendered.segments
-            if rendered.template is not None:
-                template = SmsTemplate(rendered.template.kind, dict(rendered.template.ids), rendered.params,
-                                       rendered.template.text)
+        sender = self.notifiers.get(note.channel)
+        touch = render_touch(note.channel, note.stage, note.touch_day, holder, today, self.policy, self.sms_templates,
+                             sign_name=getattr(sender, "sign_name", None),
+                             provider=sender.name if sender is not None else None, findings=findings)
         message = Message(
             channel=note.channel,
             to=contact_for(holder, note.channel) or "",
-            body=body,
-            subject=subject,
+            body=touch.body,
+            subject=touch.subject,
             locale=holder.locale,
             idempotency_key=note.key,
             valid_until=valid_until,
-            template=template,
+            template=touch.template,
         )
-        return message, segments
-
-    def _plain_prefix(self, locale: str | None) -> str:
-        return self.sms_templates.prefix(normalize_locale(locale))
+        return message, touch.segments
 
     # -- sending (on a sender thread; touches no database) -----------------------------------
     def deliver(self, prepared: Prepared) -> Delivery:

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from schedules.accumulation import on_late_endorsement
 from schedules.deadlines import calendar_note, deadlines
 from schedules.findings_text import finding_text
-from schedules.messages import materials
+from schedules.messages import materials, points_materials
+from schedules.points import points_touch_day
 from schedules.policy import Policy
 from schedules.stages import evaluate, planned_touches
 from schedules.vocabulary import REASON_LABELS, STAGE_LABELS, label
@@ -28,6 +29,7 @@ def explain(session: Session, holder: Holder, today: date, policy: Policy) -> di
     d = deadlines(holder.expires_on, policy)
     held = accumulated_of(holder, today)
     overdue = max(0, -ev.days_left)
+    near = points_touch_day(holder.points_valid_until, today) is not None
     if_late = {n: on_late_endorsement(n, policy) for n in (1, 61, 91)}
     return {
         "external_id": holder.external_id,
@@ -53,6 +55,10 @@ def explain(session: Session, holder: Holder, today: date, policy: Policy) -> di
             "rules": if_late,
         },
         "points": {
+            # From the first points touch day until points_valid_until: the employer's HR prepares
+            # the renewal's materials (RULES.md, "Points renewal materials").
+            "renewal_near": near,
+            "employer_materials": points_materials("zh-CN") if near else [],
             "basis": holder.points_basis,
             "valid_until": _iso(holder.points_valid_until),
             "labor_contract_ends_on": _iso(holder.labor_contract_ends_on),
@@ -100,6 +106,9 @@ def explain_text(data: dict[str, Any]) -> str:
         lines.append(f"积分风险 {f['code']}（{since}，{who}）：{f['text']}")
     if not data["points"]["findings"] and data["points"]["valid_until"]:
         lines.append(f"积分有效期至 {data['points']['valid_until']}：未发现续期风险")
+    if data["points"]["renewal_near"]:
+        lines.append(f"积分续签临近（{data['points']['valid_until']} 前），单位需准备 employer prepares："
+                     + "；".join(data["points"]["employer_materials"]))
     touches = data["planned_touches"]
     if touches:
         lines.append("接下来的提醒 planned reminders：" + "；".join(f"{t['on']} {t['stage']} {t['touch_day']:+d}"

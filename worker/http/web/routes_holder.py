@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request, Response
 
 from schedules.stages import STAGES
+from worker.delivery.rendering import texts_sent
 from worker.http.api.convert import notifications_of, roster_row
 from worker.http.web.i18n import roster_error, translate
 from worker.http.web.pages import Pages, TeamInfo, WebPages
@@ -50,7 +51,9 @@ def detail(pages: Pages, request: Request, ws: WebSession, team: TeamInfo, exter
             "h": holder, "view": view_of(holder, pages.runtime, now),
             "todo": todo_of(session, holder, today, pages.runtime, lang_of(request)),
             "years": accumulated_years(holder, today),
-            "notes": notifications_of(session, holder), "url": _url(external_id)}
+            "notes": notifications_of(session, holder), "url": _url(external_id),
+            "texts": texts_sent(session, holder, pages.runtime.policy, pages.runtime.sms_templates,
+                                pages.runtime.settings.tz, pages.runtime.settings.sms_backend)}
     return pages.page(request, "holder.html", ws, team, status=status, errors=errors or {},
                       values=values or {}, **context)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from schedules.messages import materials
+from schedules.messages import materials, points_materials
 from schedules.stages import ACCUMULATION_RESET, EXPIRED_GRACE, LAPSED, VALID, key_dates
 from schedules.texts import templates
 from worker.ops.runtime import Runtime
@@ -31,6 +31,7 @@ class Todo:
     calendar_note: str | None
     materials: list[str]
     findings: list[dict[str, Any]]  # points risks: text in the page's language, the day each bites
+    points_materials: list[str]  # what HR prepares for a points renewal that is near; else empty
     planned: list[dict[str, Any]]  # reminders still ahead: day, stage, touch, channel
     channel: str | None
 
@@ -53,5 +54,7 @@ def todo_of(session: Session, holder: Holder, today: date, runtime: Runtime, lan
         calendar_note=None if data["deadlines"]["calendar_official"] else (
             data["deadlines"]["calendar_note"] if lang == "en" else str(templates("zh-CN")["calendar_note"])),
         materials=materials(holder.housing_type, "en" if lang == "en" else "zh-CN"),
-        findings=findings, planned=[{**t, "channel": data["channel"]} for t in data["planned_touches"]],
+        findings=findings,
+        points_materials=points_materials(lang) if data["points"]["renewal_near"] else [],
+        planned=[{**t, "channel": data["channel"]} for t in data["planned_touches"]],
         channel=data["channel"])
