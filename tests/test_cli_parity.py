@@ -223,3 +223,72 @@ def test_a_test_message_goes_through_the_channel_the_address_names(team: str, ca
     assert main(["teams", "test-message", team, "--to", "zhangsan"]) == 2  # WeCom is not configured here
     assert "no wecom backend is configured" in capsys.readouterr().err
     assert main(["teams", "test-message", team, "--to", "not an address!"]) == 2
+
+
+def test_a_big_import_logs_one_line_of_counts_once_it_is_written(workdir: Path, team: str, capsys,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from structlog.testing import capture_logs
+
+    monkeypatch.setattr("worker.registry.roster_import.IMPORT_CHUNK", 50)  # several chunks, as 50,000 rows are
+    rows = [[f"B{i:04d}", f"员工{i}", f"1380013{i:04d}", "", day(5 + i % 3), "自有"] for i in range(240)]
+    path = roster_csv(workdir / "big.csv", rows)
+    with capture_logs() as dry:
+        assert main(["holders", "import", str(path), "--team", team, "--dry-run"]) == 0
+    assert [e for e in dry if e["event"].startswith("events.enqueued")] == []  # nothing was enqueued
+    with capture_logs() as logs:
+        assert main(["holders", "import", str(path), "--team", team]) == 0
+    enqueued = [e for e in logs if e["event"].startswith("events.enqueued")]
+    assert len(enqueued) == 1 and enqueued[0]["event"] == "events.enqueued_many"
+    assert enqueued[0]["count"] == sum(enqueued[0]["by_touch"].values()) == 240
+    assert "240 reminder(s) due now enqueued" in capsys.readouterr().out
+
+
+def test_a_small_import_logs_each_touch_for_an_operator_to_follow(workdir: Path, team: str) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        assert main(["holders", "import", str(roster_csv(workdir / "r.csv", ROWS)), "--team", team]) == 0
+    each = [e for e in logs if e["event"] == "events.enqueued"]
+    assert {e["holder_id"] for e in each} and all("stage" in e and "channel" in e for e in each)
+    assert not [e for e in logs if e["event"] == "events.enqueued_many"]
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run the CLI with stderr on a pseudo-terminal, as a person at a shell sees it."""
+    import os
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=follower, env=env)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return proc.wait(timeout=60), seen
+
+
+@pytest.mark.slow
+def test_a_long_import_shows_progress_on_a_terminal_and_nothing_in_a_pipe(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "worker.cli"]
+    env = {**os.environ, "PERMIT_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}", "PERMIT_LOG_LEVEL": "WARNING"}
+    for argv in (["db", "upgrade"], ["teams", "create", "acme", "--name", "Acme"]):
+        subprocess.run([*cli, *argv], env=env, check=True, capture_output=True)
+    rows = [[f"B{i:05d}", f"员工{i}", f"138{i:08d}", "", day(200 + i % 300), "自有"] for i in range(3000)]
+    path = roster_csv(tmp_path / "big.csv", rows)
+    code, seen = _on_a_terminal([*cli, "holders", "import", str(path), "--team", "acme"], env)
+    assert code == 0
+    assert b"checking the roster" in seen and b"writing to the registry" in seen and b"100%" in seen
+    piped = subprocess.run([*cli, "holders", "import", str(path), "--team", "acme"], env=env, capture_output=True)
+    assert piped.returncode == 0 and b"checking" not in piped.stderr and b"writing" not in piped.stderr

@@ -57,11 +57,43 @@ Event = HolderRegistered | HolderUpdated | RenewalConfirmed
 
 
 @dataclass
+class EnqueueLog:
+    """What a unit of work enqueued, logged once it has committed (a dry run logs nothing): one
+    line per touch, as an operator follows a holder, or past _LOG_EACH one line with counts for
+    the whole unit, so a 50,000-row import writes one line, not one per chunk."""
+
+    each: list[tuple[EnqueuedTouch, str]] = field(default_factory=list)
+    by_touch: Counter[str] = field(default_factory=Counter)
+    causes: set[str] = field(default_factory=set)
+
+    def add(self, enqueued: list[EnqueuedTouch], causes: dict[int, str]) -> None:
+        for touch in enqueued:
+            if len(self.each) <= _LOG_EACH:
+                self.each.append((touch, causes[touch.holder_id]))
+            self.by_touch[f"{touch.stage} {touch.touch_day:+d} {touch.channel}"] += 1
+            self.causes.add(causes[touch.holder_id])
+
+    def emit(self) -> None:
+        total = self.by_touch.total()
+        if total <= _LOG_EACH:
+            for touch, cause in self.each:
+                log.info("events.enqueued", cause=cause, holder_id=touch.holder_id, stage=touch.stage,
+                         touch_day=touch.touch_day, channel=touch.channel)
+        else:
+            log.info("events.enqueued_many", count=total, causes=sorted(self.causes),
+                     by_touch=dict(sorted(self.by_touch.items())))
+        self.each.clear()
+        self.by_touch.clear()
+        self.causes.clear()
+
+
+@dataclass
 class Context:
     policy: Policy
     zone: ZoneInfo
     now: datetime
     enqueued: list[EnqueuedTouch] = field(default_factory=list)
+    log: EnqueueLog = field(default_factory=EnqueueLog)
     _planner: TouchPlanner | None = field(default=None, repr=False)
 
     def planner(self) -> TouchPlanner:
@@ -107,20 +139,7 @@ def reevaluate(session: Session, events: list[Event], ctx: Context) -> None:
                                   ctx.zone, ctx.now)
         enqueued = enqueue_many(session, candidates, without_rows=registered)
         ctx.enqueued.extend(enqueued)
-        _log_enqueued(enqueued, causes)
-
-
-def _log_enqueued(enqueued: list[EnqueuedTouch], causes: dict[int, str]) -> None:
-    """One line per touch, as an operator follows a holder; a bulk import would write thousands
-    of those, so past _LOG_EACH it writes one line with counts instead."""
-    if len(enqueued) <= _LOG_EACH:
-        for touch in enqueued:
-            log.info("events.enqueued", cause=causes[touch.holder_id], holder_id=touch.holder_id, stage=touch.stage,
-                     touch_day=touch.touch_day, channel=touch.channel)
-    else:
-        by_touch = Counter(f"{t.stage} {t.touch_day:+d} {t.channel}" for t in enqueued)
-        log.info("events.enqueued_many", count=len(enqueued), causes=sorted(set(causes.values())),
-                 by_touch=dict(sorted(by_touch.items())))
+        ctx.log.add(enqueued, causes)
 
 
 HANDLERS: dict[type, list[Callable[[Session, list[Event], Context], None]]] = {

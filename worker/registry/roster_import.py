@@ -135,13 +135,14 @@ def import_roster(session: Session, team: Team, rows: Iterable[RosterRow], key_s
 
 
 def import_roster_chunked(session: Session, team: Team, rows: Iterable[RosterRow], key_setting: str | None,
-                          on_chunk: Callable[[ImportSummary], object], chunk_size: int = IMPORT_CHUNK, *,
+                          on_chunk: Callable[[ImportSummary], object], chunk_size: int | None = None, *,
                           allow_earlier_expiry: bool = False) -> ImportReport:
     """Write rows `chunk_size` at a time; each chunk's summary goes to `on_chunk` (e.g. to act on
     its events) and is then dropped, so memory stays flat however many rows stream in (the
     report keeps counts and a bounded list of changes). Refused
     rows are collected over the whole file and raised at the end as one RosterError; the caller's
     transaction then rolls everything back: a file is all-or-nothing."""
+    chunk_size = chunk_size or IMPORT_CHUNK  # read at call time, so a test can make chunks small
     if is_postgresql(session):
         # The rows this transaction writes are invisible to the planner's statistics, and psycopg
         # prepares statements it runs often; PostgreSQL's generic plan for "these ids, from an

@@ -88,6 +88,7 @@ class UnitOfWork:
     def commit(self) -> None:
         self.handle_events()
         self.session.commit()
+        self._ctx.log.emit()  # what was enqueued, now that it is
 
 
 def team_of(uow: UnitOfWork, team: Team | str | int) -> Team:
