@@ -450,7 +450,15 @@ def test_a_holder_is_paused_and_resumed_from_their_page(web: Web) -> None:
     client, csrf = imported(web)
     until = (TODAY + timedelta(days=60)).isoformat()
     past = client.post("/web/holder/pause?id=E1", data={"csrf": csrf, "until": "2001-01-01", "reason": ""})
-    assert past.status_code == 422 and "is in the past" in past.text
+    assert past.status_code == 422 and "暂停截止日 2001-01-01 已经过去" in past.text and "--until" not in past.text
+    far = client.post("/web/holder/pause?id=E1", data={"csrf": csrf, "until": "2099-01-01", "reason": ""})
+    assert far.status_code == 422 and "超过两年" in far.text
+    client.cookies.set("pw_lang", "en", path="/web")
+    past_en = client.post("/web/holder/pause?id=E1", data={"csrf": csrf, "until": "2001-01-01", "reason": ""})
+    assert past_en.status_code == 422 and "2001-01-01 is in the past" in past_en.text and "--until" not in past_en.text
+    not_paused = client.post("/web/holder/resume?id=E1", data={"csrf": csrf})
+    assert not_paused.status_code == 422 and "not paused" in not_paused.text
+    client.cookies.set("pw_lang", "zh-CN", path="/web")
     assert client.post("/web/holder/pause?id=E1", data={"csrf": csrf, "until": until, "reason": "产假"}).status_code == 303
     page = client.get("/web/holder?id=E1").text
     assert f"提醒已暂停至 {until}（产假）" in page and "恢复提醒" in page
@@ -530,3 +538,52 @@ def test_the_holder_page_lists_what_hr_prepares_when_a_points_renewal_is_near(we
              "en": ("letter of introduction", "company seal", "talent service centre")}[lang]
     assert all(w in materials for w in words), materials
     assert 'id="todo-points-materials"' not in client.get("/web/holder?id=E2").text
+
+
+def test_the_team_page_sends_a_marked_test_message_and_says_what_the_provider_answered(web: Web) -> None:
+    client, csrf = web.signed_in()
+    page = client.get("/web/team")
+    assert page.status_code == 200 and 'data-channel="sms"' in page.text and "console" in page.text
+    sent = client.post("/web/team/test-message", data={"csrf": csrf, "to": "138 0013 8000"})
+    assert sent.status_code == 303 and sent.headers["location"] == "/web/team"
+    shown = client.get("/web/team").text
+    alert = re.search(r'<div class="alert alert-ok"[^>]*>(.*?)</div>', shown, re.S)
+    assert alert and "console" in alert.group(1) and "sent" in alert.group(1)
+    assert "13800138000" not in alert.group(1)  # the address is masked in what the page says back
+    bad = client.post("/web/team/test-message", data={"csrf": csrf, "to": "not an address!"})
+    assert bad.status_code == 303 and "无法发送测试" in client.get("/web/team").text
+    assert client.post("/web/team/test-message", data={"csrf": "wrong", "to": "a@b.example"}).status_code == 403
+    for _ in range(3):  # five in all, then one a minute
+        client.post("/web/team/test-message", data={"csrf": csrf, "to": "hr@acme.example"})
+    client.post("/web/team/test-message", data={"csrf": csrf, "to": "hr@acme.example"})
+    assert "测试消息发送太频繁" in client.get("/web/team").text
+    other, other_csrf = web.signed_in("beta")  # another team has its own allowance
+    other.post("/web/team/test-message", data={"csrf": other_csrf, "to": "hr@beta.example"})
+    assert "alert-ok" in other.get("/web/team").text
+
+
+def test_a_full_roster_lists_the_leavers_and_deletes_only_them_once_ticked(web: Web) -> None:
+    client, csrf = imported(web)  # E1, E2, E3
+    other, other_csrf = imported(web, "beta")  # another team's E2 must survive
+    data = roster(("E1", "张三", "13800138000", day(60)), ("E3", "王五", "13800138002", day(-10)))
+    response = client.post("/web/upload", data={"csrf": csrf, "full_roster": "yes"},
+                           files={"file": ("full.csv", data, "text/csv")})
+    preview = response.headers["location"]
+    page = client.get(preview).text
+    start = page.index('id="leavers"')
+    leavers = page[start:page.index("</div>", start)]
+    assert 'data-id="E2"' in leavers and "李四" in leavers and 'data-id="E1"' not in leavers
+    assert 'name="confirm_leavers"' in page
+    # Without the tick nothing is written at all.
+    assert client.post(preview + "/confirm", data={"csrf": csrf}).headers["location"] == preview
+    assert set(web.holders()) == {"E1", "E2", "E3"}
+    assert "请勾选确认删除离职员工" in client.get(preview).text
+    done = client.post(preview + "/confirm", data={"csrf": csrf, "confirm_leavers": "yes"})
+    assert done.status_code == 303 and done.headers["location"] == "/web/"
+    assert set(web.holders()) == {"E1", "E3"} and set(web.holders("beta")) == {"E1", "E2", "E3"}
+    assert "已删除 1 名离职员工" in client.get("/web/").text
+    # The same file without the box deletes nobody, and says nothing about leavers.
+    plain = upload(client, csrf, roster(("E1", "张三", "13800138000", day(60))))
+    assert 'id="leavers"' not in client.get(plain).text
+    confirm(client, csrf, plain)
+    assert set(web.holders()) == {"E1", "E3"}

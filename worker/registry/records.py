@@ -31,7 +31,12 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class BadInput(ValueError):
-    """Input a user can fix: the CLI prints it as one line and exits 2."""
+    """Input a user can fix: the CLI prints it as one line and exits 2. `code` and `params`, when
+    given, let the web say the same in the page's language (worker/http/web/i18n.py, err.<code>)."""
+
+    def __init__(self, message: str, code: str | None = None, **params: object) -> None:
+        super().__init__(message)
+        self.code, self.params = code, params
 
 
 class NotFound(BadInput):
@@ -194,12 +199,15 @@ def pause_holder(session: Session, team: Team, external_id: str, until: date, re
     or a reason that cannot be stored). Unsent reminders wait for the pause's end."""
     holder = get_holder(session, team, external_id)
     if until < today:
-        raise BadInput(f"--until {until} is in the past (today is {today})")
+        raise BadInput(f"--until {until} is in the past (today is {today})", "pause_past",
+                       until=until.isoformat(), today=today.isoformat())
     if (until - today).days > MAX_PAUSE_DAYS:
-        raise BadInput(f"--until {until} is more than two years away: for someone who left, delete them instead")
+        raise BadInput(f"--until {until} is more than two years away: for someone who left, delete them instead",
+                       "pause_too_far", until=until.isoformat())
     text = (reason or "").strip() or None
     if text is not None and (len(text) > 200 or control_characters(text)):
-        raise BadInput(f"--reason must be at most 200 characters of text ({CONTROL_REASON.split(' (')[0]} or too long)")
+        raise BadInput(f"--reason must be at most 200 characters of text ({CONTROL_REASON.split(' (')[0]} or too long)",
+                       "pause_reason")
     holder.paused_until, holder.pause_reason = until, text
     holder.next_due_on = until + timedelta(days=1)  # planning looks again the day after
     return holder
@@ -210,7 +218,7 @@ def resume_holder(session: Session, team: Team, external_id: str, now: datetime)
     reminders held for the pause's end are due at once."""
     holder = get_holder(session, team, external_id)
     if holder.paused_until is None:
-        raise BadInput(f"{external_id} is not paused")
+        raise BadInput(f"{external_id} is not paused", "not_paused")
     holder.paused_until, holder.pause_reason = None, None
     holder.next_due_on = DUE_NOW
     session.execute(update(Notification).where(

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
+from worker.http.api.auth import RequestRateLimiter
 from worker.http.web.preview import UploadStore
 from worker.http.web.render import lang_of, render
 from worker.http.web.session import (
@@ -36,6 +37,9 @@ class Pages:
         self.runtime = runtime
         self.codec = SessionCodec(runtime)
         self.store = store
+        # "Send a test message" (routes_team.py): five at once, then one a minute, per team:
+        # enough to try each channel, not a way to send SMS to anyone at the team's cost.
+        self.test_messages = RequestRateLimiter(per_minute=1, burst=5)
 
     @staticmethod
     def now() -> datetime:

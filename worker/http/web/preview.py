@@ -24,10 +24,12 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from worker.ops.runtime import Runtime
+from worker.registry import records as registry
 from worker.registry import service
 from worker.registry.roster import RosterError, RosterRow, decode_roster, parse_roster_rows
 from worker.registry.roster_import import EARLIER_EXPIRY, ImportReport
 from worker.registry.roster_xlsx import XLSX_CONTENT_TYPE, cell_text, parse_upload
+from worker.store.maintenance import checkpoint_after_erasure
 from worker.store.models import Holder
 
 MAX_AGE_SECONDS = 3600  # an unconfirmed upload is forgotten after an hour
@@ -65,6 +67,10 @@ class Preview:
     earlier: list[dict[str, Any]] = field(default_factory=list)
     allow_earlier_expiry: bool = False
     enqueued: int = 0  # reminders that go out at once on confirm
+    # "This file lists everyone" (the CLI's --full-roster): holders missing from it have left and
+    # are deleted on confirm, after HR ticks that they mean it. {"external_id", "name"}, all of them.
+    full_roster: bool = False
+    leavers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def can_confirm(self) -> bool:
@@ -165,9 +171,9 @@ def _reject(preview: Preview, exc: RosterError, by_row: dict[int, RosterRow] | N
 
 
 def build_preview(runtime: Runtime, team_id: int, sid: str, filename: str, content_type: str | None,
-                  data: bytes, allow_earlier_expiry: bool = False) -> Preview:
+                  data: bytes, allow_earlier_expiry: bool = False, full_roster: bool = False) -> Preview:
     preview = Preview(id=secrets.token_urlsafe(24), team_id=team_id, sid=sid, filename=filename,
-                      allow_earlier_expiry=allow_earlier_expiry)
+                      allow_earlier_expiry=allow_earlier_expiry, full_roster=full_roster)
     try:
         rows = parse_upload(filename, content_type, data)
         preview.rows = len(rows)
@@ -181,18 +187,38 @@ def build_preview(runtime: Runtime, team_id: int, sid: str, filename: str, conte
         rows, preview.rows = _good_rows(filename, content_type, data, {e.row for e in exc.errors})
     if rows:
         _dry_run(runtime, team_id, rows, preview)
+    if full_roster and not preview.rejected:
+        with runtime.unit() as uow:  # only reads
+            gone = registry.leavers(uow.session, service.team_of(uow, team_id), {r.external_id for r in rows})
+            session = uow.session
+            names: dict[str, str | None] = {}
+            for start in range(0, len(gone), 500):
+                names.update((e, n) for e, n in session.execute(select(Holder.external_id, Holder.name).where(
+                    Holder.team_id == team_id, Holder.external_id.in_(gone[start:start + 500]))))
+        preview.leavers = [{"external_id": e, "name": names.get(e)} for e in gone]
     return preview
 
 
 def commit_upload(runtime: Runtime, team_id: int, filename: str, content_type: str | None,
-                  data: bytes, allow_earlier_expiry: bool = False) -> ImportReport:
-    """The API's import path: validate, import, act on the events (RosterError if now invalid)."""
+                  data: bytes, allow_earlier_expiry: bool = False,
+                  leavers: list[str] | None = None) -> tuple[ImportReport, int]:
+    """The API's import path: validate, import, act on the events (RosterError if now invalid).
+    `leavers` (a full roster's preview): delete those of them the file still does not list, in
+    the same transaction (never one the preview did not show). Returns the report and how many
+    were deleted."""
     rows = parse_upload(filename, content_type, data)
+    deleted = 0
     with runtime.unit() as uow:
-        report = service.import_rows(uow, service.team_of(uow, team_id), rows, runtime.settings.fingerprint_key,
+        team = service.team_of(uow, team_id)
+        report = service.import_rows(uow, team, rows, runtime.settings.fingerprint_key,
                                      allow_earlier_expiry=allow_earlier_expiry)
+        if leavers:
+            still = set(registry.leavers(uow.session, team, {r.external_id for r in rows}))
+            deleted = registry.delete_leavers(uow.session, team, [e for e in leavers if e in still])
         uow.commit()
-    return report
+    if deleted:
+        checkpoint_after_erasure(runtime.engine)  # as for one erasure: the deleted rows leave the disk
+    return report, deleted
 
 
 class UploadStore:

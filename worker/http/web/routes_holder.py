@@ -39,6 +39,11 @@ def _url(external_id: str) -> str:
 router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 
 
+def said(lang: str, exc: BadInput) -> str:
+    """A use case's refusal in the page's language (its code), else as the CLI says it."""
+    return translate(lang, f"err.{exc.code}", **exc.params) if exc.code else str(exc)
+
+
 def detail(pages: Pages, request: Request, ws: WebSession, team: TeamInfo, external_id: str, status: int = 200,
            errors: dict[str, str] | None = None, values: dict[str, str] | None = None) -> Response:
     now = pages.now()
@@ -116,19 +121,24 @@ def pause(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", until: _
     except NotFound:
         raise
     except BadInput as exc:  # in the past, too far, a reason that cannot be stored
-        return detail(pages, request, ws, team, id, 422, {"pause": str(exc)}, {"until": until, "reason": reason})
+        return detail(pages, request, ws, team, id, 422, {"pause": said(lang, exc)}, {"until": until, "reason": reason})
     ws.add_flash("ok", translate(lang, "flash.paused", date=day.isoformat()))
     return redirect(_url(id))
 
 @router.post("/holder/resume")
 def resume(request: Request, pages: WebPages, id: _Id, csrf: _Text = "") -> Response:
     ws, team = pages.posted(request, csrf)
-    with pages.runtime.unit() as uow:
-        if holder_of(uow.session, team.id, id) is None:
-            raise NotFound(id)
-        service.resume_holder(uow, service.team_of(uow, team.id), id)
-        uow.handle_events()
-        uow.commit()
+    try:
+        with pages.runtime.unit() as uow:
+            if holder_of(uow.session, team.id, id) is None:
+                raise NotFound(id)
+            service.resume_holder(uow, service.team_of(uow, team.id), id)
+            uow.handle_events()
+            uow.commit()
+    except NotFound:
+        raise
+    except BadInput as exc:  # not paused (a second click, another tab)
+        return detail(pages, request, ws, team, id, 422, {"pause": said(lang_of(request), exc)})
     ws.add_flash("ok", translate(lang_of(request), "flash.resumed"))
     return redirect(_url(id))
 

@@ -36,13 +36,14 @@ def upload_form(request: Request, pages: WebPages) -> Response:
 
 @router.post("/upload")
 def upload(request: Request, pages: WebPages, file: Annotated[UploadFile | None, File()] = None,
-           csrf: _Csrf = "") -> Response:
+           csrf: _Csrf = "", full_roster: Annotated[str, Form(max_length=10)] = "") -> Response:
     ws, team = pages.posted(request, csrf)
     data = file.file.read() if file is not None else b""
     if file is None or not file.filename or not data:
         return form(pages, request, ws, team, status=422, error=translate(lang_of(request), "up.no_file"))
     filename = file.filename.replace("\\", "/").rsplit("/", 1)[-1][:200]
-    preview = build_preview(pages.runtime, team.id, ws.sid, filename, file.content_type, data)
+    preview = build_preview(pages.runtime, team.id, ws.sid, filename, file.content_type, data,
+                            full_roster=full_roster == "yes")
     pages.store.save(preview, data, file.content_type)
     return redirect(f"/web/upload/{preview.id}")
 
@@ -56,7 +57,8 @@ def preview_page(request: Request, pages: WebPages, upload_id: str) -> Response:
     return pages.page(request, "preview.html", ws, team, p=found[0], shown=SHOWN)
 
 @router.post("/upload/{upload_id}/confirm")
-def confirm(request: Request, pages: WebPages, upload_id: str, csrf: _Csrf = "") -> Response:
+def confirm(request: Request, pages: WebPages, upload_id: str, csrf: _Csrf = "",
+            confirm_leavers: Annotated[str, Form(max_length=10)] = "") -> Response:
     ws, team = pages.posted(request, csrf)
     lang = lang_of(request)
     found = pages.store.load(upload_id, team.id, ws.sid)
@@ -65,15 +67,21 @@ def confirm(request: Request, pages: WebPages, upload_id: str, csrf: _Csrf = "")
     preview, data, content_type = found
     if not preview.can_confirm:
         return redirect(f"/web/upload/{upload_id}")
+    if preview.leavers and confirm_leavers != "yes":  # deleting people needs its own tick
+        ws.add_flash("error", translate(lang, "pv.leavers_tick"))
+        return redirect(f"/web/upload/{upload_id}")
     try:
-        report = commit_upload(pages.runtime, team.id, preview.filename, content_type, data,
-                               preview.allow_earlier_expiry)
+        report, deleted = commit_upload(pages.runtime, team.id, preview.filename, content_type, data,
+                                        preview.allow_earlier_expiry, [e["external_id"] for e in preview.leavers])
     except (RosterError, registry.BadInput):
         # The registry changed since the preview (e.g. a holder was edited): preview again.
-        return rebuild(pages, ws, team, upload_id, preview.filename, content_type, data, preview.allow_earlier_expiry)
+        return rebuild(pages, ws, team, upload_id, preview.filename, content_type, data, preview.allow_earlier_expiry,
+                       preview.full_roster)
     pages.store.discard(upload_id)
     ws.add_flash("ok", translate(lang, "flash.imported", new=report.created, updated=report.updated,
                                  unchanged=report.unchanged))
+    if deleted:
+        ws.add_flash("ok", translate(lang, "flash.leavers_deleted", n=deleted))
     return redirect("/web/")
 
 @router.post("/upload/{upload_id}/allow-earlier")
@@ -87,11 +95,12 @@ def allow_earlier(request: Request, pages: WebPages, upload_id: str, csrf: _Csrf
     preview, data, content_type = found
     if confirm_earlier != "yes":
         return redirect(f"/web/upload/{upload_id}")
-    return rebuild(pages, ws, team, upload_id, preview.filename, content_type, data, True)
+    return rebuild(pages, ws, team, upload_id, preview.filename, content_type, data, True, preview.full_roster)
 
 def rebuild(pages: Pages, ws: WebSession, team: TeamInfo, upload_id: str, filename: str, content_type: str | None,
-            data: bytes, allow_earlier_expiry: bool) -> Response:
-    rebuilt = build_preview(pages.runtime, team.id, ws.sid, filename, content_type, data, allow_earlier_expiry)
+            data: bytes, allow_earlier_expiry: bool, full_roster: bool = False) -> Response:
+    rebuilt = build_preview(pages.runtime, team.id, ws.sid, filename, content_type, data, allow_earlier_expiry,
+                            full_roster)
     pages.store.discard(upload_id)
     pages.store.save(rebuilt, data, content_type)
     return redirect(f"/web/upload/{rebuilt.id}")
