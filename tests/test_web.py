@@ -564,7 +564,7 @@ def test_the_team_page_sends_a_marked_test_message_and_says_what_the_provider_an
 
 def test_a_full_roster_lists_the_leavers_and_deletes_only_them_once_ticked(web: Web) -> None:
     client, csrf = imported(web)  # E1, E2, E3
-    other, other_csrf = imported(web, "beta")  # another team's E2 must survive
+    imported(web, "beta")  # another team's E2 must survive
     data = roster(("E1", "张三", "13800138000", day(60)), ("E3", "王五", "13800138002", day(-10)))
     response = client.post("/web/upload", data={"csrf": csrf, "full_roster": "yes"},
                            files={"file": ("full.csv", data, "text/csv")})
