@@ -24,6 +24,7 @@ from worker.ops import heartbeat
 from worker.ops.daemon import (
     DIGEST_JOB,
     DISPATCH_JOB,
+    PRUNE_JOB,
     SCAN_JOB,
     SCAN_WATCH_JOB,
     Daemon,
@@ -115,8 +116,8 @@ def heartbeat_rows(factory: sessionmaker[Session]) -> list[WorkerHeartbeat]:
 # -- roles --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("role", "jobs"), [
     ("dispatcher", {DISPATCH_JOB}),
-    ("scheduler", {SCAN_JOB, SCAN_WATCH_JOB, DIGEST_JOB}),
-    ("all", {SCAN_JOB, SCAN_WATCH_JOB, DIGEST_JOB, DISPATCH_JOB}),
+    ("scheduler", {SCAN_JOB, SCAN_WATCH_JOB, DIGEST_JOB, PRUNE_JOB}),
+    ("all", {SCAN_JOB, SCAN_WATCH_JOB, DIGEST_JOB, DISPATCH_JOB, PRUNE_JOB}),
 ])
 def test_each_role_schedules_only_its_own_jobs(runtime: Runtime, role: Role, jobs: set[str]) -> None:
     assert scheduled_jobs(recording_daemon(runtime, role)) == jobs
@@ -129,8 +130,8 @@ def test_an_unknown_role_is_refused(runtime: Runtime) -> None:
 
 @pytest.mark.parametrize(("argv", "jobs"), [
     (["run", "--role", "dispatcher"], {DISPATCH_JOB}),
-    (["run", "--role", "scheduler"], {SCAN_JOB, SCAN_WATCH_JOB, DIGEST_JOB}),
-    (["run"], {SCAN_JOB, SCAN_WATCH_JOB, DIGEST_JOB, DISPATCH_JOB}),
+    (["run", "--role", "scheduler"], {SCAN_JOB, SCAN_WATCH_JOB, DIGEST_JOB, PRUNE_JOB}),
+    (["run"], {SCAN_JOB, SCAN_WATCH_JOB, DIGEST_JOB, DISPATCH_JOB, PRUNE_JOB}),
 ])
 def test_run_role_option_reaches_the_daemon(db_url: str, monkeypatch: pytest.MonkeyPatch, argv: list[str],
                                             jobs: set[str]) -> None:

@@ -16,6 +16,7 @@ from worker.http.web.session import COOKIE
 from worker.ops.runtime import Runtime
 from worker.ops.settings import Settings
 from worker.registry import records as registry
+from worker.registry import tokens
 from worker.registry.fingerprint import FingerprintKeyError, fingerprint_key
 from worker.store.db import unit_of_work, upgrade
 from worker.store.models import AppMeta
@@ -122,7 +123,8 @@ def test_a_copy_of_the_database_cannot_make_a_session_cookie(db_url: str) -> Non
         assert client.get("/web/").status_code == 200
         with unit_of_work(web.runtime.factory) as session:
             team = registry.get_team(session, "acme")
-            token_hash, team_id = team.token_hash, team.id
+            default = tokens.tokens_of(session, team)[0]
+            token_hash, team_id, token_id = default.token_hash, team.id, default.id
             kept = session.scalar(select(AppMeta.value).where(AppMeta.key == "web_session_secret"))
         assert kept is None  # with the secret in the environment, the database holds no signing key
         forger = web.client()
@@ -130,11 +132,12 @@ def test_a_copy_of_the_database_cannot_make_a_session_cookie(db_url: str) -> Non
         # cookie cannot be signed, and the old tag (a prefix of the hash) no longer binds it.
         for key in ("", token_hash or ""):
             signer = URLSafeTimedSerializer(key or "guess", salt="permit-worker.web.session")
-            forged = signer.dumps({"s": "x" * 24, "c": "y" * 32, "t": team_id, "g": (token_hash or "")[:16], "f": []})
+            forged = signer.dumps({"s": "x" * 24, "c": "y" * 32, "t": team_id, "k": token_id,
+                                   "g": (token_hash or "")[:16], "f": []})
             forger.cookies.set(COOKIE, forged, path="/web")
             assert forger.get("/web/").status_code == 303  # to the sign-in page
         real = URLSafeTimedSerializer(SECRET, salt="permit-worker.web.session")
-        forger.cookies.set(COOKIE, real.dumps({"s": "x" * 24, "c": "y" * 32, "t": team_id,
+        forger.cookies.set(COOKIE, real.dumps({"s": "x" * 24, "c": "y" * 32, "t": team_id, "k": token_id,
                                                "g": (token_hash or "")[:16], "f": []}), path="/web")
         assert forger.get("/web/").status_code == 303  # even signed, a hash prefix is not the tag
     finally:

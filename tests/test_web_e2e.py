@@ -152,8 +152,9 @@ def shoot(page: Page, name: str) -> None:
 def sign_in(page: Page, base: str, token: str) -> None:
     page.goto(base + "/web/")
     assert "/web/login" in page.url
+    page.click("details.token-login summary")  # the token form sits under the email/password one
     page.fill("#token", token)
-    page.click("button[type=submit]")
+    page.click("details.token-login button[type=submit]")
     page.wait_for_url(base + "/web/")
 
 
@@ -310,3 +311,73 @@ def test_hr_story_in_a_real_browser(server: Server, browser: Browser, tmp_path: 
     page.goto(base + "/web/")
     assert "/web/login" in page.url
     context.close()
+
+
+def test_an_admin_invites_an_editor_who_confirms_a_renewal_and_the_pages_say_who(server: Server, browser: Browser) \
+        -> None:
+    from worker.registry import accounts
+
+    base = server.url
+    with unit_of_work(server.runtime.factory) as session:
+        team = registry.get_team(session, "beta")
+        admin = accounts.add_user(session, team, "lead@beta.example", "admin", "cli ops")
+        admin_link = accounts.issue_link(session, admin, "invite")
+    expires = TODAY + timedelta(days=20)
+    admin_page = browser.new_context(viewport=DESKTOP, locale="zh-CN").new_page()
+    # The admin's own invitation: set a password (a common one is refused first), signed in.
+    admin_page.goto(f"{base}/web/invite/{admin_link}")
+    admin_page.fill("#password", "password123")
+    admin_page.fill("#again", "password123")
+    admin_page.click("#set-password")
+    assert "常见密码" in admin_page.inner_text("#password-error")
+    admin_page.fill("#password", "浦江-签注-2026-lead")
+    admin_page.fill("#again", "浦江-签注-2026-lead")
+    admin_page.click("#set-password")
+    admin_page.wait_for_url(base + "/web/")
+    # A holder to renew, imported by the admin through the upload page.
+    admin_page.goto(base + "/web/upload")
+    admin_page.set_input_files("#file", files=[{"name": "r.csv", "mimeType": "text/csv", "buffer": (
+        "工号,姓名,手机,居住证有效期至\nB-7,钱七,13800138077," + expires.isoformat() + "\n").encode("utf-8")}])
+    admin_page.click("#upload-form button[type=submit]")
+    admin_page.wait_for_url(lambda u: "/web/upload/" in u)
+    admin_page.click("#confirm-import")
+    admin_page.wait_for_url(base + "/web/")
+    # The admin invites an editor on the users page and reads the one-time link off the page.
+    admin_page.goto(base + "/web/users")
+    admin_page.fill("#invite-email", "hr.editor@beta.example")
+    admin_page.select_option("#invite-role", "editor")
+    admin_page.click("#send-invite")
+    flash = admin_page.inner_text(".alert-ok")
+    link = flash[flash.index("http"):].split()[0]
+    assert "/web/invite/" in link and "hr.editor@beta.example" in flash
+    # The editor, in a browser of their own: sets a password, signs out, signs in with it.
+    editor = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
+    editor.goto(link.replace("http://127.0.0.1:8000", base))
+    editor.fill("#password", "Editor-居住证-2026")
+    editor.fill("#again", "Editor-居住证-2026")
+    editor.click("#set-password")
+    editor.wait_for_url(base + "/web/")
+    editor.click("[data-test=signout]")
+    editor.wait_for_url(lambda u: "/web/login" in u)
+    editor.fill("#email", "hr.editor@beta.example")
+    editor.fill("#password", "Editor-居住证-2026")
+    editor.click("#password-login button[type=submit]")
+    editor.wait_for_url(base + "/web/")
+    assert "hr.editor@beta.example" in editor.inner_text("#who") and "编辑者" in editor.inner_text("#who")
+    assert editor.locator("a[href='/web/users']").count() == 0  # not an admin
+    # The editor confirms the renewal on the holder page.
+    editor.goto(base + "/web/holder?id=B-7")
+    renewed = (expires + timedelta(days=365)).isoformat()
+    editor.fill("#renewal input[name=expires_on]", renewed)
+    editor.click("#renewal button[type=submit]")
+    editor.wait_for_url(lambda u: "/web/holder" in u)
+    audit_section = editor.inner_text("#audit")
+    assert "hr.editor@beta.example" in audit_section and "确认续签" in audit_section and renewed in audit_section
+    # The admin's activity page says who did what: the renewal, the invitation, the import.
+    admin_page.goto(base + "/web/activity?" + "action=holder.renewal_confirmed")
+    rows = admin_page.inner_text("table.audit")
+    assert "hr.editor@beta.example" in rows and "B-7" in rows
+    admin_page.goto(base + "/web/activity")
+    everything = admin_page.inner_text("table.audit")
+    assert "lead@beta.example" in everything and "邀请用户" in everything and "导入花名册" in everything
+    shoot(admin_page, "activity")

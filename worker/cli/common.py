@@ -12,6 +12,16 @@ from worker.ops.runtime import Runtime
 from worker.ops.settings import Settings
 
 
+def cli_actor() -> str:
+    """Who the audit trail names for a change made at the shell: the operator's login."""
+    import getpass
+
+    try:
+        return f"cli {getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (a container running as a bare uid)
+        return "cli"
+
+
 def out(text: str) -> None:
     """Command output goes to stdout; logs never do."""
     click.echo(text)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifiers import NotifierConfigError
 from schedules.policy import PolicyError
+from worker.cli import access as cli_access
 from worker.cli import config as cli_config
 from worker.cli import points as cli_points
 from worker.cli import registry as cli_registry
@@ -77,6 +78,7 @@ def keys_export(app: App) -> None:
 
 
 cli_registry.register(cli)
+cli_access.register(cli)
 cli_points.register(cli, cli_registry.holders)
 cli_config.register(cli)
 cli_sms.register(cli)

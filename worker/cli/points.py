@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from worker.cli.common import App, out, parse_day, pass_app
+from worker.cli.common import App, cli_actor, out, parse_day, pass_app
 from worker.planning.evaluation import holder_today
 from worker.planning.explain import explain, explain_text
 from worker.registry import records as registry
@@ -51,7 +51,7 @@ def social_insurance_import(app: App, file: Path, team_slug: str) -> None:
         raise BadInput(f"cannot read {file}: {exc.strerror}") from exc
     rows = parse_months(data)  # RosterError: every bad row, nothing written
     runtime = app.ready()
-    with runtime.unit() as uow:
+    with runtime.unit(cli_actor()) as uow:
         # New months can make a points touch due now: planned at once, as for any other change.
         service.record_insurance(uow, service.team_of(uow, team_slug), rows)
         uow.commit()

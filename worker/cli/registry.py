@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 
 from schedules.stages import STAGES
-from worker.cli.common import App, out, parse_day, parse_roster_day, pass_app
+from worker.cli.common import App, cli_actor, out, parse_day, parse_roster_day, pass_app
 from worker.cli.listing import export_holders, list_holders
 from worker.cli.roster_files import roster_rows
+from worker.registry import audit, service
 from worker.registry import records as registry
-from worker.registry import service
 from worker.registry.records import BadInput
 from worker.registry.roster import RosterRow, parse_roster
 from worker.store.db import unit_of_work
@@ -42,6 +42,7 @@ def teams_create(app: App, slug: str, name: str, hr_email: str | None, channels:
     """Create a team."""
     with unit_of_work(app.ready().factory) as session:
         team = registry.create_team(session, slug, name, hr_email, channels)
+        audit.record(session, team.id, cli_actor(), "team.created", changes={"slug": slug})
         token = registry.issue_token(session, team)
     out(f"created team {team.slug}")
     out(f"api token (shown once, store it now): {token}")
@@ -53,7 +54,7 @@ def teams_create(app: App, slug: str, name: str, hr_email: str | None, channels:
 def teams_rotate_token(app: App, slug: str) -> None:
     """Replace a team's API token; the old one stops working at once."""
     with unit_of_work(app.ready().factory) as session:
-        token = registry.issue_token(session, registry.get_team(session, slug))
+        token = registry.issue_token(session, registry.get_team(session, slug), cli_actor())
     out(f"new api token for {slug} (shown once, store it now): {token}")
 
 
@@ -76,6 +77,8 @@ def teams_update(app: App, slug: str, name: str | None, hr_email: str | None, ch
         changed = registry.update_team(session, team, name=name, hr_email=hr_email, channels=channels,
                                        hr_wecom_webhook=hr_wecom_webhook)
         order = team.channels or ",".join(runtime.policy.channels)
+        if changed:  # the webhook holds a key: named as changed, never recorded
+            audit.record(session, team.id, cli_actor(), "team.updated", changes={"fields": sorted(changed)})
     if not changed:
         raise click.UsageError("nothing to change: give --name, --hr-email, --channels or --hr-wecom-webhook")
     out(f"updated team {slug}: {', '.join(changed)}")
@@ -161,7 +164,7 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_ea
                 listed.add(row.external_id)
                 yield row
 
-        with runtime.unit() as uow:
+        with runtime.unit(cli_actor()) as uow:
             team = service.team_of(uow, team_slug)
             report = service.import_rows(uow, team, noting(rows), runtime.settings.fingerprint_key,
                                          allow_earlier_expiry=allow_earlier_expiry)
@@ -172,7 +175,7 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_ea
                     raise BadInput(f"--full-roster would delete {len(gone)} of {existing} holders: is the file "
                                    "complete? Check with --dry-run, then pass --yes")
                 if not dry_run:
-                    registry.delete_leavers(uow.session, team, gone)
+                    registry.delete_leavers(uow.session, team, gone, cli_actor())
             if not dry_run:
                 uow.commit()
     if gone and not dry_run:
@@ -226,7 +229,7 @@ def holders_list(app: App, team_slug: str, today: date | None, stage: str | None
 @pass_app
 def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_on: date, yes: bool) -> None:
     """Record an endorsement: a new cycle starts and the old one's reminders stop."""
-    with app.ready().unit() as uow:
+    with app.ready().unit(cli_actor()) as uow:
         service.confirm_renewal(uow, service.team_of(uow, team_slug), external_id, expires_on, confirm_far=yes)
         uow.commit()
     out(f"renewal recorded: {external_id} now expires on {expires_on.isoformat()}")
@@ -242,7 +245,7 @@ def holders_confirm_renewal(app: App, external_id: str, team_slug: str, expires_
 def holders_pause(app: App, external_id: str, team_slug: str, until: date, reason: str | None) -> None:
     """Send the holder nothing until a day (parental leave, a secondment abroad). HR still sees
     them in the digest; at the end the latest due reminder goes out, never a backlog."""
-    with app.ready().unit() as uow:
+    with app.ready().unit(cli_actor()) as uow:
         service.pause_holder(uow, service.team_of(uow, team_slug), external_id, until, reason)
         uow.commit()
     out(f"paused {external_id}: nothing is sent to them up to and including {until.isoformat()}")
@@ -254,7 +257,7 @@ def holders_pause(app: App, external_id: str, team_slug: str, until: date, reaso
 @pass_app
 def holders_resume(app: App, external_id: str, team_slug: str) -> None:
     """End a pause now: the reminder due today goes out."""
-    with app.ready().unit() as uow:
+    with app.ready().unit(cli_actor()) as uow:
         service.resume_holder(uow, service.team_of(uow, team_slug), external_id)
         uow.handle_events()
         enqueued = uow.enqueued_count
@@ -284,7 +287,7 @@ def holders_delete(app: App, external_id: str, team_slug: str) -> None:
     runtime = app.ready()
     with unit_of_work(runtime.factory) as session:
         team_id = registry.get_team(session, team_slug).id
-    service.erase_holder(runtime.factory, runtime.engine, team_id, external_id)
+    service.erase_holder(runtime.factory, runtime.engine, team_id, external_id, cli_actor())
     out(f"deleted {external_id}")
 
 
@@ -305,7 +308,7 @@ def demo_seed(app: App, team_slug: str, sign_in_url: str) -> None:
     runtime = app.ready()
     today = datetime.now(runtime.settings.tz).date()
     rows = parse_roster(sample_roster_csv(today).encode("utf-8"))
-    with runtime.unit() as uow:
+    with runtime.unit(cli_actor()) as uow:
         try:
             team = service.team_of(uow, team_slug)
         except registry.NotFound:

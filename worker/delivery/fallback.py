@@ -19,7 +19,9 @@ from schedules.stages import channel_for
 from worker.delivery.hr_events import record_hr_event
 from worker.planning.evaluation import facts_of
 from worker.planning.outbox import insert_touch, outbox_row
+from worker.registry import audit
 from worker.store.models import DUE_NOW, Holder, Notification
+from worker.store.privacy import mask_text
 
 log = structlog.get_logger("worker.delivery")
 
@@ -53,6 +55,8 @@ def record_opt_out(session: Session, holder: Holder, now: datetime, how: str) ->
         holder.sms_opted_out_at = now
         holder.next_due_on = DUE_NOW  # the channel changed: re-evaluate at the next scan
         record_hr_event(session, holder.team_id, holder.id, "opted_out", f"{holder.external_id}: {how}")
+        audit.record(session, holder.team_id, audit.SYSTEM, "holder.opted_out", holder_id=holder.id,
+                     holder=holder.external_id, changes={"how": mask_text(how)}, at=now)
 
 
 def _default_policy() -> Policy:

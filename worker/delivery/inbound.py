@@ -21,6 +21,7 @@ from worker.delivery.fallback import fall_back, record_opt_out
 from worker.delivery.hr_events import record_hr_event
 from worker.planning.outbox import POINTS_STAGE as POINTS_RENEWAL
 from worker.planning.outbox import insert_dialect
+from worker.registry import audit
 from worker.registry.records import start_new_cycle
 from worker.store.db import unit_of_work
 from worker.store.models import DeliveryAttempt, Holder, InboundEvent, Notification, utcnow
@@ -177,6 +178,9 @@ def apply_reply(session: Session, reply: Reply, now: datetime) -> str:
             new_expiry = _one_year_later(holder.expires_on)
             old_expiry = holder.expires_on
             start_new_cycle(session, holder, new_expiry, reason_text("renewal_reported"))
+            audit.record(session, holder.team_id, audit.SYSTEM, "holder.renewal_reported", holder_id=holder.id,
+                         holder=holder.external_id,
+                         changes={"expires_on": [old_expiry.isoformat(), new_expiry.isoformat()]}, at=now)
             record_hr_event(session, holder.team_id, holder.id, "renewal_reported",
                             f"{holder.external_id}: expiry {old_expiry} -> {new_expiry} (holder's word)")
         else:

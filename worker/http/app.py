@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from notifiers.registry import webhook_routers
 from worker.delivery.inbound import Inbox
-from worker.http.api import holders
+from worker.http.api import activity, holders
 from worker.http.api.auth import RequestRateLimiter
 from worker.http.api.errors import install_error_handlers
 from worker.http.api.limits import AccessLog, BodySizeLimit, RejectControlCharacters
@@ -72,6 +72,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.api_limiter = RequestRateLimiter(s.api_rate_per_minute, s.api_burst)
     app.include_router(holders.router)
+    app.include_router(activity.router)
     inbox = Inbox(runtime.factory, s.max_attempts, policy=runtime.policy)
     for router in webhook_routers(inbox, s.environ, s.public_url):  # each provider's receipts and replies
         app.include_router(router)

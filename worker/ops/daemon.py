@@ -29,6 +29,7 @@ from schedules.policy import parse_clock
 from worker.delivery.digest import send_digests
 from worker.delivery.dispatch import Dispatcher
 from worker.ops.heartbeat import Heartbeat
+from worker.ops.retention import prune
 from worker.ops.runtime import Runtime
 from worker.planning.points import scan_points
 from worker.planning.scan import scan
@@ -42,6 +43,7 @@ SCAN_JOB = "daily-scan"
 DISPATCH_JOB = "dispatch"
 DIGEST_JOB = "hr-digest"
 SCAN_WATCH_JOB = "scan-watch"
+PRUNE_JOB = "retention-prune"
 # The digest job only looks every half hour; send_digests decides whether today's is due.
 DIGEST_CHECK_MINUTES = 30
 
@@ -127,6 +129,12 @@ class Daemon:
         self.scan_job(now)
         return True
 
+    def prune_job(self, now: datetime | None = None) -> None:
+        """What is past its retention goes (worker/ops/retention.py); safe on several replicas:
+        each delete is of rows already past their time."""
+        pruned = prune(self.runtime.factory, self.settings, now=now)
+        log.info("retention.pruned", **{p.table: p.rows for p in pruned})
+
     # -- lifecycle ------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signals += 1
@@ -155,6 +163,11 @@ class Daemon:
         self.scheduler.add_job(
             self.catch_up, IntervalTrigger(minutes=5), kwargs={"quiet": True},
             id=SCAN_WATCH_JOB, name="finish today's scan if its replica died", misfire_grace_time=300,
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.prune_job, CronTrigger(hour=3, minute=30, timezone=self.settings.tz),
+            id=PRUNE_JOB, name="retention prune", coalesce=True, max_instances=1, misfire_grace_time=6 * 3600,
             replace_existing=True,
         )
         # A missed half-hour check is worth running late (the digest is still unsent), but not

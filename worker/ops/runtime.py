@@ -66,9 +66,10 @@ class Runtime:
         with unit_of_work(self.factory) as session:
             fingerprint_key(session, self.settings.fingerprint_key, generate=self.settings.embedded)
 
-    def unit(self) -> UnitOfWork:
-        """A unit of work for one use case (worker/registry/service.py), on this registry and policy."""
-        return UnitOfWork(self.factory, self.policy, self.settings.tz)
+    def unit(self, actor: str = "system") -> UnitOfWork:
+        """A unit of work for one use case (worker/registry/service.py), on this registry and
+        policy; `actor` is who the audit trail names for its changes."""
+        return UnitOfWork(self.factory, self.policy, self.settings.tz, actor=actor)
 
     @cached_property
     def sms_templates(self) -> TemplateSet:

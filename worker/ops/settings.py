@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     api_burst: int = Field(default=60, ge=1)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     api_max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Retention (days): the audit trail; notifications and their attempts of cycles long over
+    # (never a touch that could still be due); HR events already reported; provider messages
+    # kept to recognise a replay. `permit-worker prune` and the daemon's daily job apply them.
+    audit_retention_days: int = Field(default=400, ge=30)
+    notification_retention_days: int = Field(default=400, ge=30)
+    hr_event_retention_days: int = Field(default=90, ge=7)
+    inbound_retention_days: int = Field(default=90, ge=7)
     log_level: str = "INFO"
     log_format: str = "auto"  # auto (JSON unless stderr is a terminal), json, console
     # The environment these settings were read from, for the providers' own variables

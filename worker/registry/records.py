@@ -5,9 +5,7 @@ Each function works inside the caller's session (unit of work); nothing here com
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from calendar import monthrange
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,6 +17,9 @@ from notifiers.registry import address_problem
 from schedules.accumulation import accumulation_after_renewal, held_since
 from schedules.policy import CHANNELS
 from schedules.vocabulary import reason_text
+from worker.registry import audit
+from worker.registry.errors import BadInput, NotFound
+from worker.registry.tokens import find_token, rotate_default
 from worker.store.db import rows_changed, unit_of_work
 from worker.store.maintenance import checkpoint_after_erasure
 from worker.store.models import DUE_NOW, Holder, Notification, Team, utcnow
@@ -28,19 +29,7 @@ from worker.store.statuses import NoteStatus
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the renewal day, as the permit office counts it
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class BadInput(ValueError):
-    """Input a user can fix: the CLI prints it as one line and exits 2. `code` and `params`, when
-    given, let the web say the same in the page's language (worker/http/web/i18n.py, err.<code>)."""
-
-    def __init__(self, message: str, code: str | None = None, **params: object) -> None:
-        super().__init__(message)
-        self.code, self.params = code, params
-
-
-class NotFound(BadInput):
-    pass
+__all__ = ["EMAIL", "BadInput", "NotFound"]  # the errors live in errors.py; most callers import them here
 
 
 def create_team(session: Session, slug: str, name: str, hr_email: str | None, channels: str | None = None) -> Team:
@@ -144,21 +133,14 @@ def start_new_cycle(session: Session, holder: Holder, new_expires_on: date, reas
     cancel_pending(session, holder.id, reason, keep_cycle=new_expires_on)
 
 
-def issue_token(session: Session, team: Team) -> str:
-    """A new API bearer token for the team; only its hash is kept, so show it once."""
-    token = f"pwt_{secrets.token_urlsafe(32)}"
-    team.token_hash = token_hash(token)
-    session.flush()
-    return token
-
-
-def token_hash(token: str) -> str:
-    # Tokens are 256 random bits: a plain SHA-256 is enough (no password stretching needed).
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+def issue_token(session: Session, team: Team, created_by: str = "teams create") -> str:
+    """The team's `default` write API token, new or replacing the old; only its hash is kept."""
+    return rotate_default(session, team, created_by)
 
 
 def team_for_token(session: Session, token: str) -> Team | None:
-    return session.scalar(select(Team).where(Team.token_hash == token_hash(token)))
+    row = find_token(session, token)
+    return row.team if row is not None else None
 
 
 # An endorsement extends a permit by a year; a new expiry further out than this is likely a typo.
@@ -227,22 +209,37 @@ def resume_holder(session: Session, team: Team, external_id: str, now: datetime)
     return holder
 
 
-def delete_holder(session: Session, team: Team, external_id: str) -> None:
-    """Deletion really deletes: the holder row, and with it every notification and attempt.
-    Callers go through `erase_holder`, which also clears the data from SQLite's WAL."""
+def delete_holder(session: Session, team: Team, external_id: str, actor: str = "system",
+                  why: str | None = None) -> None:
+    """Deletion really deletes: the holder row, and with it every notification and attempt; the
+    audit trail keeps its entries without the holder's personal data. Callers go through
+    `erase_holder`, which also clears the data from SQLite's WAL."""
     holder = get_holder(session, team, external_id)
+    audit.scrub_holder(session, holder.id)
+    audit.record(session, team.id, actor, "holder.deleted", holder=external_id,
+                 changes={"reason": why} if why else None)
     session.execute(delete(Notification).where(Notification.holder_id == holder.id))
     session.delete(holder)
 
 
-def erase_holder(factory: sessionmaker[Session], engine: Engine, team_id: int, external_id: str) -> None:
+def holder_ids(session: Session, team: Team, external_ids: list[str]) -> dict[str, int]:
+    """external_id -> id for those of the team's holders, read 500 at a time."""
+    found: dict[str, int] = {}
+    for start in range(0, len(external_ids), 500):
+        found.update((e, i) for e, i in session.execute(select(Holder.external_id, Holder.id).where(
+            Holder.team_id == team.id, Holder.external_id.in_(external_ids[start:start + 500]))))
+    return found
+
+
+def erase_holder(factory: sessionmaker[Session], engine: Engine, team_id: int, external_id: str,
+                 actor: str = "system") -> None:
     """Delete a holder (NotFound if not the team's) and, once committed, checkpoint SQLite's WAL
     so the deleted rows are gone from the disk, not only from the table."""
     with unit_of_work(factory) as session:
         team = session.get(Team, team_id)
         if team is None:
             raise NotFound("no such team")
-        delete_holder(session, team, external_id)
+        delete_holder(session, team, external_id, actor)
     checkpoint_after_erasure(engine)
 
 
@@ -251,11 +248,11 @@ def leavers(session: Session, team: Team, in_file: set[str]) -> list[str]:
     return sorted(set(session.scalars(select(Holder.external_id).where(Holder.team_id == team.id))) - in_file)
 
 
-def delete_leavers(session: Session, team: Team, external_ids: list[str]) -> int:
+def delete_leavers(session: Session, team: Team, external_ids: list[str], actor: str = "system") -> int:
     """Delete them (and their notifications and attempts) in the caller's transaction; the caller
     checkpoints the WAL after commit (checkpoint_after_erasure), as for one erasure."""
     for external_id in external_ids:
-        delete_holder(session, team, external_id)
+        delete_holder(session, team, external_id, actor, why="not in a complete roster")
     return len(external_ids)
 
 

@@ -21,7 +21,7 @@ from schedules.policy import Policy
 from worker.planning.evaluation import holder_today
 from worker.planning.events import Context, Event, HolderUpdated, RenewalConfirmed, handle
 from worker.planning.outbox import EnqueuedTouch
-from worker.registry import records
+from worker.registry import audit, records
 from worker.registry.insurance import MonthRow, import_months
 from worker.registry.roster import RosterRow
 from worker.registry.roster_import import ImportReport, ImportSummary, import_roster, import_roster_chunked
@@ -37,8 +37,9 @@ class UnitOfWork:
     an exception, rolls everything back. Log lines inside carry what `bind` named."""
 
     def __init__(self, factory: sessionmaker[Session], policy: Policy, zone: ZoneInfo,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, actor: str = audit.SYSTEM) -> None:
         self._factory = factory
+        self.actor = actor  # who the audit trail names for this unit's changes
         self._ctx = Context(policy, zone, now or datetime.now(UTC))
         self._events: list[Event] = []
         self._bound: list[str] = []
@@ -113,11 +114,30 @@ def import_rows(uow: UnitOfWork, team: Team, rows: Iterable[RosterRow], key_sett
     def act(part: ImportSummary) -> None:
         uow.collect(part.events)
         uow.handle_events()
+        _audit_rows(uow, team, part)
 
     report = import_roster_chunked(uow.session, team, rows, key_setting, act,
                                    allow_earlier_expiry=allow_earlier_expiry)
     report.enqueued = uow.enqueued_count
+    audit.record(uow.session, team.id, uow.actor, "roster.imported", changes={
+        "rows": report.rows, "created": report.created, "updated": report.updated, "unchanged": report.unchanged,
+        "renewed": report.renewed, "enqueued": report.enqueued})
     return report
+
+
+def _audit_rows(uow: UnitOfWork, team: Team, part: ImportSummary) -> None:
+    """One entry per holder a roster (or an API body, a form) created or changed, in bulk."""
+    touched = part.created + [c.external_id for c in part.changes]
+    if not touched:
+        return
+    ids = records.holder_ids(uow.session, team, touched)
+    now = uow.now
+    rows = [audit.row(team.id, uow.actor, "holder.created", holder_id=ids.get(e), holder=e, at=now)
+            for e in part.created]
+    rows += [audit.row(team.id, uow.actor, "holder.updated", holder_id=ids.get(c.external_id), holder=c.external_id,
+                       changes=audit.field_changes(c.changes) | ({"renewed": True} if c.renewed else {}), at=now)
+             for c in part.changes]
+    audit.record_many(uow.session, rows)
 
 
 def save_holder(uow: UnitOfWork, team: Team, row: RosterRow, key_setting: str | None, *,
@@ -126,6 +146,7 @@ def save_holder(uow: UnitOfWork, team: Team, row: RosterRow, key_setting: str | 
     summary = import_roster(uow.session, team, [row], key_setting, allow_earlier_expiry=allow_earlier_expiry)
     uow.collect(summary.events)
     uow.handle_events()
+    _audit_rows(uow, team, summary)
     holder = records.get_holder(uow.session, team, row.external_id)
     uow.bind(holder=holder.id)
     return holder
@@ -138,6 +159,10 @@ def preview_rows(uow: UnitOfWork, team: Team, rows: list[RosterRow], key_setting
     summary = import_roster(uow.session, team, rows, key_setting, allow_earlier_expiry=allow_earlier_expiry)
     uow.collect(summary.events)
     uow.handle_events()
+    _audit_rows(uow, team, summary)  # the API commits this unit: its entries go with it
+    audit.record(uow.session, team.id, uow.actor, "roster.imported", changes={
+        "rows": len(rows), "created": len(summary.created), "updated": len(summary.updated),
+        "unchanged": len(summary.unchanged), "renewed": len(summary.renewed), "enqueued": uow.enqueued_count})
     return summary
 
 
@@ -145,7 +170,10 @@ def confirm_renewal(uow: UnitOfWork, team: Team, external_id: str, expires_on: d
                     confirm_far: bool = True) -> Holder:
     """Record an endorsement (BadInput unless later than the expiry on file; with confirm_far
     False, also when more than 13 months later): a new cycle."""
+    old = records.get_holder(uow.session, team, external_id).expires_on
     holder = records.confirm_renewal(uow.session, team, external_id, expires_on, confirm_far)
+    audit.record(uow.session, team.id, uow.actor, "holder.renewal_confirmed", holder_id=holder.id,
+                 holder=external_id, changes={"expires_on": [old.isoformat(), expires_on.isoformat()]})
     uow.bind(holder=holder.id)
     uow.collect([RenewalConfirmed(holder.id)])
     return holder
@@ -156,13 +184,19 @@ def pause_holder(uow: UnitOfWork, team: Team, external_id: str, until: date, rea
     holder = records.get_holder(uow.session, team, external_id)
     today = holder_today(holder, uow.now, uow.zone)
     holder = records.pause_holder(uow.session, team, external_id, until, reason, today)
+    audit.record(uow.session, team.id, uow.actor, "holder.paused", holder_id=holder.id, holder=external_id,
+                 changes={"paused_until": [None, until.isoformat()],
+                          "pause_reason": [None, audit.masked("pause_reason", holder.pause_reason)]})
     uow.bind(holder=holder.id)
     return holder
 
 
 def resume_holder(uow: UnitOfWork, team: Team, external_id: str) -> Holder:
     """End the pause: the touch due today is planned at once (HolderUpdated), held ones are due."""
+    until = records.get_holder(uow.session, team, external_id).paused_until
     holder = records.resume_holder(uow.session, team, external_id, uow.now)
+    audit.record(uow.session, team.id, uow.actor, "holder.resumed", holder_id=holder.id, holder=external_id,
+                 changes={"paused_until": [until.isoformat() if until else None, None]})
     uow.bind(holder=holder.id)
     uow.collect([HolderUpdated(holder.id)])
     return holder
@@ -175,7 +209,8 @@ def record_insurance(uow: UnitOfWork, team: Team, rows: list[MonthRow]) -> set[i
     return holder_ids
 
 
-def erase_holder(factory: sessionmaker[Session], engine: Engine, team_id: int, external_id: str) -> None:
+def erase_holder(factory: sessionmaker[Session], engine: Engine, team_id: int, external_id: str,
+                 actor: str = audit.SYSTEM) -> None:
     """Delete a holder and everything about them, from the disk too (see records.erase_holder).
     Its own transaction: the WAL checkpoint that makes the erasure real runs after the commit."""
-    records.erase_holder(factory, engine, team_id, external_id)
+    records.erase_holder(factory, engine, team_id, external_id, actor)

@@ -78,11 +78,105 @@ class Team(Base):
     channels: Mapped[str | None] = mapped_column(String(64))
     # A WeCom group robot's webhook URL: the daily digest goes there too (it holds a key: a secret).
     hr_wecom_webhook: Mapped[str | None] = mapped_column(String(500))
-    # SHA-256 of the team's API bearer token; the token itself is shown once and never stored.
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     holders: Mapped[list[Holder]] = relationship(back_populates="team", passive_deletes=True)
+
+
+class ApiToken(Base):
+    """A named API bearer token of a team, `read` or `write`; only its SHA-256 is kept (the token
+    is shown once). `default` is the write token `teams create` prints."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("team_id", "name", name="uq_api_tokens_team_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(8))  # read | write
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    team: Mapped[Team] = relationship()
+
+
+class User(Base):
+    """A named HR account of one team: viewer, editor or admin. Signs in with email and an
+    argon2id password, set through a one-time invitation link."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lowercased; one account, one team
+    role: Mapped[str] = mapped_column(String(8))  # viewer | editor | admin
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # None until the invitation is used
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    team: Mapped[Team] = relationship()
+
+
+class UserLink(Base):
+    """A one-time link for a user: an invitation (set the first password) or a password reset.
+    Only the hash of its secret is kept; `used_at` makes it one-time."""
+
+    __tablename__ = "user_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(8))  # invite | reset
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserSession(Base):
+    """A signed-in browser of a user: listed and revocable; deleting the row (or the user) ends
+    it on the next request, whatever the cookie says."""
+
+    __tablename__ = "user_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SignInFailure(Base):
+    """A failed sign-in, by account and by address: what throttling counts (shared by every
+    replica). Pruned after an hour."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))  # "account:<email>" | "address:<ip>"
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who changed what, when: a user's email, a token's name ("token NAME") or "system".
+    `changes` is JSON, personal data masked; erasing a holder scrubs their entries' values
+    and keeps the entries."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_team_at", "team_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(40))
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("holders.id", ondelete="SET NULL"), index=True)
+    holder: Mapped[str | None] = mapped_column(String(64))  # the external id, kept after erasure
+    changes: Mapped[str] = mapped_column(Text, default="{}")
 
 
 class Holder(Base):

@@ -1,6 +1,7 @@
-"""Bearer-token authentication and a per-token request rate limit.
+"""Bearer-token authentication, token scopes and a per-team request rate limit.
 
-A team's token maps to the team through its SHA-256 hash; an unknown or missing token is 401.
+A token maps to its team through its SHA-256 hash; an unknown or missing token is 401. A `read`
+token may read everything of its team and change nothing (403 on any change: `WriteTeam`).
 Every query below is scoped to the authenticated team, so another team's holder is simply not
 found (404), exactly as if it did not exist.
 """
@@ -17,7 +18,8 @@ from fastapi import Depends, Request
 
 from worker.http.api.errors import ApiError
 from worker.http.deps import AppRuntime
-from worker.registry.records import team_for_token
+from worker.registry.audit import token_actor
+from worker.registry.tokens import find_token
 from worker.store.db import unit_of_work
 
 
@@ -25,6 +27,8 @@ from worker.store.db import unit_of_work
 class TeamRef:
     id: int
     slug: str
+    scope: str = "write"
+    actor: str = "system"  # "token NAME": who the audit trail names
 
 
 class RequestRateLimiter:
@@ -56,8 +60,8 @@ def authenticated_team(request: Request, runtime: AppRuntime) -> TeamRef:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     with unit_of_work(runtime.factory) as session:
-        team = team_for_token(session, token.strip())
-        ref = TeamRef(team.id, team.slug) if team else None
+        row = find_token(session, token.strip())
+        ref = TeamRef(row.team.id, row.team.slug, row.scope, token_actor(row.name)) if row else None
     if ref is None:
         raise ApiError(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
     limiter: RequestRateLimiter = request.app.state.api_limiter
@@ -68,3 +72,13 @@ def authenticated_team(request: Request, runtime: AppRuntime) -> TeamRef:
 
 
 CurrentTeam = Annotated[TeamRef, Depends(authenticated_team)]
+
+
+def writing_team(ref: CurrentTeam) -> TeamRef:
+    """The team, for a route that changes something: a read token gets 403."""
+    if ref.scope != "write":
+        raise ApiError(403, "this token is read-only: use a write token to change anything")
+    return ref
+
+
+WriteTeam = Annotated[TeamRef, Depends(writing_team)]

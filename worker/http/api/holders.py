@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schedules.stages import STAGES
-from worker.http.api.auth import CurrentTeam, TeamRef
+from worker.http.api.auth import CurrentTeam, TeamRef, WriteTeam
 from worker.http.api.convert import holder_out, notifications_of, roster_row
 from worker.http.api.errors import ApiError
 from worker.http.api.schemas import (
@@ -51,7 +51,8 @@ from worker.store.models import Holder, HrEvent, Team
 _AllowEarlier = Annotated[bool, Query(description="let rows move an expiry earlier than the one on file "
                                                   "(to correct a mistyped date); without it that is a 422")]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or invalid bearer token"}, 404: {"description": "no such holder"},
+    401: {"description": "missing or invalid bearer token"},
+    403: {"description": "a read token asked to change something"}, 404: {"description": "no such holder"},
     422: {"description": "invalid input: {\"errors\": [{\"row\", \"field\", \"message\"}]}"},
     429: {"description": "rate limited; see Retry-After"},
 }
@@ -71,8 +72,8 @@ def written(holder: Holder, enqueued: list[EnqueuedTouch], runtime: Runtime) -> 
     return HolderWritten(**holder_out(holder, runtime).model_dump(), enqueued=mine)
 
 @router.post("/holders", status_code=201, response_model=HolderWritten, summary="Register a holder")
-def create_holder(body: HolderCreate, ref: CurrentTeam, runtime: AppRuntime) -> HolderWritten:
-    with runtime.unit() as uow:
+def create_holder(body: HolderCreate, ref: WriteTeam, runtime: AppRuntime) -> HolderWritten:
+    with runtime.unit(ref.actor) as uow:
         team = load(uow.session, ref)
         exists = uow.session.scalar(select(Holder.id).where(Holder.team_id == team.id,
                                                             Holder.external_id == body.external_id))
@@ -90,9 +91,9 @@ def read_holder(external_id: str, ref: CurrentTeam, runtime: AppRuntime) -> Hold
         return holder_out(registry.get_holder(session, load(session, ref), external_id), runtime)
 
 @router.patch("/holders/{external_id}", response_model=HolderWritten, summary="Update a holder")
-def update_holder(external_id: str, body: HolderUpdate, ref: CurrentTeam, runtime: AppRuntime,
+def update_holder(external_id: str, body: HolderUpdate, ref: WriteTeam, runtime: AppRuntime,
                   allow_earlier_expiry: _AllowEarlier = False) -> HolderWritten:
-    with runtime.unit() as uow:
+    with runtime.unit(ref.actor) as uow:
         team = load(uow.session, ref)
         holder = registry.get_holder(uow.session, team, external_id)
         row = roster_row(external_id, body.model_dump(exclude_unset=True), holder)
@@ -103,8 +104,8 @@ def update_holder(external_id: str, body: HolderUpdate, ref: CurrentTeam, runtim
         return answer
 
 @router.delete("/holders/{external_id}", status_code=204, response_class=Response, summary="Erase a holder")
-def delete_holder(external_id: str, ref: CurrentTeam, runtime: AppRuntime) -> Response:
-    service.erase_holder(runtime.factory, runtime.engine, ref.id, external_id)
+def delete_holder(external_id: str, ref: WriteTeam, runtime: AppRuntime) -> Response:
+    service.erase_holder(runtime.factory, runtime.engine, ref.id, external_id, ref.actor)
     return Response(status_code=204)
 
 @router.get("/holders", response_model=HolderPage, summary="List holders")
@@ -128,10 +129,10 @@ def list_holders(ref: CurrentTeam, runtime: AppRuntime,
 
 @router.post("/holders/import", response_model=ImportResult, summary="Import a roster (CSV or XLSX)")
 def import_holders(file: Annotated[UploadFile, File(description="CSV or XLSX roster")],
-                   ref: CurrentTeam, runtime: AppRuntime, dry_run: bool = False,
+                   ref: WriteTeam, runtime: AppRuntime, dry_run: bool = False,
                    allow_earlier_expiry: _AllowEarlier = False) -> ImportResult:
     rows = parse_upload(file.filename, file.content_type, file.file.read())  # RosterError -> 422
-    with runtime.unit() as uow:
+    with runtime.unit(ref.actor) as uow:
         summary = service.preview_rows(uow, load(uow.session, ref), rows, runtime.settings.fingerprint_key,
                                        allow_earlier_expiry=allow_earlier_expiry)
         enqueued = uow.enqueued_count
@@ -147,8 +148,8 @@ def import_holders(file: Annotated[UploadFile, File(description="CSV or XLSX ros
         losing_auto_renewal=[c.external_id for c in summary.changes if c.loses_auto_renewal])
 
 @router.post("/holders/{external_id}/renewal", response_model=HolderWritten, summary="Confirm a renewal")
-def confirm_renewal(external_id: str, body: RenewalIn, ref: CurrentTeam, runtime: AppRuntime) -> HolderWritten:
-    with runtime.unit() as uow:
+def confirm_renewal(external_id: str, body: RenewalIn, ref: WriteTeam, runtime: AppRuntime) -> HolderWritten:
+    with runtime.unit(ref.actor) as uow:
         holder = service.confirm_renewal(uow, load(uow.session, ref), external_id, body.expires_on)
         uow.handle_events()
         answer = written(holder, uow.enqueued, runtime)
@@ -156,10 +157,10 @@ def confirm_renewal(external_id: str, body: RenewalIn, ref: CurrentTeam, runtime
         return answer
 
 @router.post("/holders/{external_id}/pause", response_model=HolderWritten, summary="Pause a holder's reminders")
-def pause_holder(external_id: str, body: PauseIn, ref: CurrentTeam, runtime: AppRuntime) -> HolderWritten:
+def pause_holder(external_id: str, body: PauseIn, ref: WriteTeam, runtime: AppRuntime) -> HolderWritten:
     """Nothing is sent to the holder up to and including `until`; HR still sees them. Reminders
     due meanwhile wait; at the end the latest due touch goes out, never a backlog."""
-    with runtime.unit() as uow:
+    with runtime.unit(ref.actor) as uow:
         holder = service.pause_holder(uow, load(uow.session, ref), external_id, body.until, body.reason)
         answer = written(holder, [], runtime)
         uow.commit()
@@ -167,8 +168,8 @@ def pause_holder(external_id: str, body: PauseIn, ref: CurrentTeam, runtime: App
 
 
 @router.delete("/holders/{external_id}/pause", response_model=HolderWritten, summary="Resume a holder's reminders")
-def resume_holder(external_id: str, ref: CurrentTeam, runtime: AppRuntime) -> HolderWritten:
-    with runtime.unit() as uow:
+def resume_holder(external_id: str, ref: WriteTeam, runtime: AppRuntime) -> HolderWritten:
+    with runtime.unit(ref.actor) as uow:
         holder = service.resume_holder(uow, load(uow.session, ref), external_id)
         uow.handle_events()
         answer = written(holder, uow.enqueued, runtime)

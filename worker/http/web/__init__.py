@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
 
 from worker.http.api.limits import BodySizeLimit
-from worker.http.web import routes, routes_holder, routes_team, routes_upload
+from worker.http.web import routes, routes_accounts, routes_admin, routes_holder, routes_team, routes_upload
 from worker.http.web.pages import Pages
 from worker.http.web.preview import UploadStore
 from worker.http.web.render import STATIC
@@ -22,10 +22,12 @@ __all__ = ["install_web", "web_router"]
 
 def web_router() -> APIRouter:
     router = APIRouter()  # each module's router carries the /web prefix itself
+    router.include_router(routes_accounts.router)
     router.include_router(routes.router)
     router.include_router(routes_holder.router)
     router.include_router(routes_upload.router)
     router.include_router(routes_team.router)
+    router.include_router(routes_admin.router)
     router.include_router(routes.fallback)  # last: it matches every other /web path
     return router
 

@@ -14,6 +14,7 @@ from worker.http.api.auth import RequestRateLimiter
 from worker.http.web.preview import UploadStore
 from worker.http.web.render import lang_of, render
 from worker.http.web.session import (
+    Forbidden,
     SessionCodec,
     SignInRequired,
     WebSession,
@@ -21,15 +22,25 @@ from worker.http.web.session import (
     is_revoked,
 )
 from worker.ops.runtime import Runtime
+from worker.registry.accounts import RANK, live_session
+from worker.registry.audit import token_actor
 from worker.store.db import unit_of_work
-from worker.store.models import Team
+from worker.store.models import ApiToken, Team
 
 
 @dataclass(frozen=True)
 class TeamInfo:
+    """The signed-in team, and who is signed in: their role and how the audit trail names them."""
+
     id: int
     slug: str
     name: str
+    role: str = "editor"  # viewer | editor | admin (accounts.ROLES)
+    actor: str = "system"
+    user_id: int | None = None
+
+    def may(self, role: str) -> bool:
+        return RANK[self.role] >= RANK[role]
 
 
 class Pages:
@@ -59,11 +70,20 @@ class Pages:
         ws = self.session(request)
         if ws.team_id is None:
             raise SignInRequired()
+        info: TeamInfo | None = None
         with unit_of_work(self.runtime.factory) as session:
             team = session.get(Team, ws.team_id)
-            valid = (team is not None and hmac.compare_digest(self.codec.tag(team), ws.tag or "")
-                     and not is_revoked(session, ws.sid))
-            info = TeamInfo(team.id, team.slug, team.name) if team is not None and valid else None
+            if team is not None and not is_revoked(session, ws.sid):
+                if ws.user_id is not None:  # a named user: their session must still be on file
+                    user = live_session(session, ws.sid, ws.user_id)
+                    if user is not None and user.team_id == team.id:
+                        info = TeamInfo(team.id, team.slug, team.name, user.role, user.email, user.id)
+                elif ws.token_id is not None:  # an API token: as it is now (not rotated, not revoked)
+                    token = session.get(ApiToken, ws.token_id)
+                    if token is not None and token.team_id == team.id and \
+                            hmac.compare_digest(self.codec.tag(token), ws.tag or ""):
+                        info = TeamInfo(team.id, team.slug, team.name, "editor" if token.scope == "write" else "viewer",
+                                        token_actor(token.name))
         if info is None:
             request.state.web_session = WebSession(dirty=True)  # drop the stale cookie
             raise SignInRequired()
@@ -72,10 +92,20 @@ class Pages:
     def check_csrf(self, request: Request, ws: WebSession, csrf: str | None) -> None:
         check_csrf(request, ws, csrf, self.runtime.settings.public_url)
 
-    def posted(self, request: Request, csrf: str | None) -> tuple[WebSession, TeamInfo]:
-        """A signed-in form post: team first (an expired session goes to sign-in), then CSRF."""
+    def team_as(self, request: Request, role: str) -> tuple[WebSession, TeamInfo]:
+        """The signed-in team, for a page only `role` and above may see (else Forbidden)."""
+        ws, team = self.team(request)
+        if not team.may(role):
+            raise Forbidden(role)
+        return ws, team
+
+    def posted(self, request: Request, csrf: str | None, role: str = "editor") -> tuple[WebSession, TeamInfo]:
+        """A signed-in form post: team first (an expired session goes to sign-in), then CSRF,
+        then the role (every change needs at least an editor; users and tokens an admin)."""
         ws, team = self.team(request)
         self.check_csrf(request, ws, csrf)
+        if not team.may(role):
+            raise Forbidden(role)
         return ws, team
 
     def page(self, request: Request, name: str, ws: WebSession, team: TeamInfo | None = None, status: int = 200,

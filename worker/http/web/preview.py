@@ -201,20 +201,20 @@ def build_preview(runtime: Runtime, team_id: int, sid: str, filename: str, conte
 
 def commit_upload(runtime: Runtime, team_id: int, filename: str, content_type: str | None,
                   data: bytes, allow_earlier_expiry: bool = False,
-                  leavers: list[str] | None = None) -> tuple[ImportReport, int]:
+                  leavers: list[str] | None = None, actor: str = "system") -> tuple[ImportReport, int]:
     """The API's import path: validate, import, act on the events (RosterError if now invalid).
     `leavers` (a full roster's preview): delete those of them the file still does not list, in
     the same transaction (never one the preview did not show). Returns the report and how many
     were deleted."""
     rows = parse_upload(filename, content_type, data)
     deleted = 0
-    with runtime.unit() as uow:
+    with runtime.unit(actor) as uow:
         team = service.team_of(uow, team_id)
         report = service.import_rows(uow, team, rows, runtime.settings.fingerprint_key,
                                      allow_earlier_expiry=allow_earlier_expiry)
         if leavers:
             still = set(registry.leavers(uow.session, team, {r.external_id for r in rows}))
-            deleted = registry.delete_leavers(uow.session, team, [e for e in leavers if e in still])
+            deleted = registry.delete_leavers(uow.session, team, [e for e in leavers if e in still], actor)
         uow.commit()
     if deleted:
         checkpoint_after_erasure(runtime.engine)  # as for one erasure: the deleted rows leave the disk
@@ -277,14 +277,19 @@ class UploadStore:
                 continue  # gone meanwhile, or not ours to read
         return removed
 
-    def purge(self) -> None:
+    def purge(self, dry_run: bool = False) -> int:
+        """Forget uploads older than MAX_AGE_SECONDS; returns how many (files pairs count once)."""
         if not self.directory.is_dir():
-            return
+            return 0
         cutoff = time.time() - MAX_AGE_SECONDS
+        removed = 0
         for path in self.directory.iterdir():
             try:
                 if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                    removed += path.suffix == ".json"
+                    if not dry_run:
+                        path.unlink()
             except OSError:
                 continue  # another process removed it first
+        return removed
 

@@ -9,10 +9,11 @@ other sites' scripts.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import Request, Response
@@ -28,6 +29,7 @@ from worker.http.web import i18n
 from worker.http.web.session import (
     LANG_COOKIE,
     CsrfError,
+    Forbidden,
     SignInRequired,
     WebSession,
 )
@@ -65,6 +67,12 @@ def render(request: Request, lang: str, name: str, status: int = 200, ws: WebSes
     def fmt_date(value: date | None) -> str:
         return value.isoformat() if value else "—"
 
+    def local_time(value: datetime) -> str:
+        """A moment as HR reads it: in the deployment's time zone, to the minute."""
+        runtime = getattr(request.app.state, "runtime", None)
+        zone = runtime.settings.tz if runtime is not None else ZoneInfo("Asia/Shanghai")
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
     html = _env.get_template(name).render(
         request=request, lang=lang, t=t, ws=ws, path=request.url.path,
         stage_label=lambda s: i18n.word(lang, i18n.STAGES, s),
@@ -74,7 +82,7 @@ def render(request: Request, lang: str, name: str, status: int = 200, ws: WebSes
         roster_error=lambda r: i18n.roster_error(lang, r),
         status_reason=lambda r: i18n.status_reason(lang, r),
         deadline_label=lambda k: i18n.word(lang, i18n.DEADLINES, k),
-        phone=national_phone, fmt_date=fmt_date, urlencode=urlencode,
+        phone=national_phone, fmt_date=fmt_date, local_time=local_time, urlencode=urlencode,
         flashes=ws.pop_flash() if ws else [], csrf=ws.csrf if ws else "", **context)
     return HTMLResponse(html, status_code=status)
 
@@ -106,6 +114,10 @@ class WebRoute(APIRoute):
             except CsrfError as exc:
                 log.info("web.csrf_rejected", path=request.url.path, reason=str(exc))
                 response = error_page(request, 403)
+            except Forbidden as exc:
+                log.info("web.role_refused", path=request.url.path, needs=str(exc))
+                response = render(request, lang_of(request), "error.html", status=403, message_key="err.role",
+                                  status_code=403)
             except NotFound:
                 response = error_page(request, 404)
             except RequestValidationError:

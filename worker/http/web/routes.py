@@ -1,27 +1,25 @@
-"""Sign-in, sign-out, language, overview and downloads."""
+"""Language, overview and downloads (sign-in is in routes_accounts.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from worker.http.web.export import csv_chunks, template_csv, template_xlsx
 from worker.http.web.pages import WebPages
 from worker.http.web.render import WebRoute, lang_of, redirect, render
-from worker.http.web.session import LANG_COOKIE, revoke
+from worker.http.web.session import LANG_COOKIE
 from worker.http.web.views import overview
 from worker.planning.team_rows import Evaluator, stream_rows
-from worker.registry.records import team_for_token
 from worker.store.db import unit_of_work
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _local(target: str | None) -> str:
+def local(target: str | None) -> str:
     """Only a path inside /web may be a redirect target: no open redirect to another site."""
     if not target:
         return "/web/"
@@ -48,44 +46,10 @@ router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 def web_root(pages: WebPages, ) -> Response:
     return redirect("/web/")
 
-@router.get("/login")
-def login_form(request: Request, pages: WebPages, next: str | None = None) -> Response:
-    ws = pages.session(request)
-    if ws.signed_in():
-        return redirect(_local(next))
-    return pages.page(request, "login.html", ws, next=_local(next))
-
-@router.post("/login")
-def login(request: Request, pages: WebPages, token: Annotated[str, Form(max_length=200)] = "",
-          csrf: Annotated[str, Form(max_length=100)] = "",
-          next: Annotated[str, Form(max_length=2000)] = "/web/") -> Response:
-    ws = pages.session(request)
-    pages.check_csrf(request, ws, csrf)  # login CSRF: nobody may sign a browser into their team
-    with unit_of_work(pages.runtime.factory) as session:
-        team = team_for_token(session, token.strip()) if token.strip() else None
-        fresh = pages.codec.sign_in(team) if team else None
-    if fresh is None:
-        return pages.page(request, "login.html", ws, status=401, error="login.bad", next=_local(next))
-    request.state.web_session = fresh
-    return redirect(_local(next))
-
-@router.post("/logout")
-def logout(request: Request, pages: WebPages, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
-    ws = pages.session(request)
-    if ws.signed_in():
-        pages.check_csrf(request, ws, csrf)
-        with unit_of_work(pages.runtime.factory) as session:
-            revoke(session, ws.sid)
-        pages.store.discard_session(ws.sid)  # uploads left unconfirmed go with the session
-    request.state.web_session = None  # nothing to write back: the cookie is deleted
-    response = redirect("/web/login?bye=1")
-    pages.codec.clear(request, response)
-    return response
-
 @router.get("/lang/{lang}")
 def set_language(pages: WebPages, lang: str, next: str | None = None) -> Response:
     # A preference, not an action on data: a plain link is fine (and works without forms).
-    response = redirect(_local(next))
+    response = redirect(local(next))
     if lang in ("zh-CN", "en"):
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/web", samesite="lax")
     return response

@@ -23,7 +23,7 @@ from worker.http.web.session import WebSession
 from worker.http.web.todo import todo_of
 from worker.http.web.views import accumulated_years, holder_of, search, view_of
 from worker.planning.evaluation import holder_today
-from worker.registry import service
+from worker.registry import audit, service
 from worker.registry.records import BadInput, NotFound
 from worker.registry.roster import RosterError
 from worker.store.db import unit_of_work
@@ -57,6 +57,7 @@ def detail(pages: Pages, request: Request, ws: WebSession, team: TeamInfo, exter
             "todo": todo_of(session, holder, today, pages.runtime, lang_of(request)),
             "years": accumulated_years(holder, today),
             "notes": notifications_of(session, holder), "url": _url(external_id),
+            "audit_entries": audit.entries(session, team.id, holder=external_id, limit=50),
             "texts": texts_sent(session, holder, pages.runtime.policy, pages.runtime.sms_templates,
                                 pages.runtime.settings.tz, pages.runtime.settings.sms_backend)}
     return pages.page(request, "holder.html", ws, team, status=status, errors=errors or {},
@@ -80,7 +81,7 @@ def holder_page(request: Request, pages: WebPages, id: _Id) -> Response:
 def confirm_renewal(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", expires_on: _Text = "") -> Response:
     ws, team = pages.posted(request, csrf)
     lang = lang_of(request)
-    with pages.runtime.unit() as uow:
+    with pages.runtime.unit(team.actor) as uow:
         holder = holder_of(uow.session, team.id, id)
         if holder is None:
             raise NotFound(id)
@@ -113,7 +114,7 @@ def pause(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", until: _
         return detail(pages, request, ws, team, id, 422, {"pause": translate(lang, "err.date")},
                       {"until": until, "reason": reason})
     try:
-        with pages.runtime.unit() as uow:
+        with pages.runtime.unit(team.actor) as uow:
             if holder_of(uow.session, team.id, id) is None:
                 raise NotFound(id)
             service.pause_holder(uow, service.team_of(uow, team.id), id, day, reason)
@@ -129,7 +130,7 @@ def pause(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", until: _
 def resume(request: Request, pages: WebPages, id: _Id, csrf: _Text = "") -> Response:
     ws, team = pages.posted(request, csrf)
     try:
-        with pages.runtime.unit() as uow:
+        with pages.runtime.unit(team.actor) as uow:
             if holder_of(uow.session, team.id, id) is None:
                 raise NotFound(id)
             service.resume_holder(uow, service.team_of(uow, team.id), id)
@@ -149,7 +150,7 @@ def edit_contact(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", n
     lang = lang_of(request)
     values = {"name": name, "phone": phone, "email": email, "locale": locale, "wecom_userid": wecom_userid}
     try:
-        with pages.runtime.unit() as uow:
+        with pages.runtime.unit(team.actor) as uow:
             holder = holder_of(uow.session, team.id, id)
             if holder is None:
                 raise NotFound(id)
@@ -166,6 +167,6 @@ def edit_contact(request: Request, pages: WebPages, id: _Id, csrf: _Text = "", n
 @router.post("/holder/delete")
 def delete_holder(request: Request, pages: WebPages, id: _Id, csrf: _Text = "") -> Response:
     ws, team = pages.posted(request, csrf)
-    service.erase_holder(pages.runtime.factory, pages.runtime.engine, team.id, id)  # NotFound -> 404 page
+    service.erase_holder(pages.runtime.factory, pages.runtime.engine, team.id, id, team.actor)  # NotFound -> 404 page
     ws.add_flash("ok", translate(lang_of(request), "flash.deleted", id=id))
     return redirect("/web/holders")

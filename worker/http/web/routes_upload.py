@@ -31,7 +31,7 @@ def form(pages: Pages, request: Request, ws: WebSession, team: TeamInfo, status:
 
 @router.get("/upload")
 def upload_form(request: Request, pages: WebPages) -> Response:
-    ws, team = pages.team(request)
+    ws, team = pages.team_as(request, "editor")
     return form(pages, request, ws, team)
 
 @router.post("/upload")
@@ -72,7 +72,8 @@ def confirm(request: Request, pages: WebPages, upload_id: str, csrf: _Csrf = "",
         return redirect(f"/web/upload/{upload_id}")
     try:
         report, deleted = commit_upload(pages.runtime, team.id, preview.filename, content_type, data,
-                                        preview.allow_earlier_expiry, [e["external_id"] for e in preview.leavers])
+                                        preview.allow_earlier_expiry, [e["external_id"] for e in preview.leavers],
+                                        team.actor)
     except (RosterError, registry.BadInput):
         # The registry changed since the preview (e.g. a holder was edited): preview again.
         return rebuild(pages, ws, team, upload_id, preview.filename, content_type, data, preview.allow_earlier_expiry,

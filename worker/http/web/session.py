@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from worker.ops.runtime import Runtime
 from worker.store.db import unit_of_work
-from worker.store.models import AppMeta, Team
+from worker.store.models import ApiToken, AppMeta, User
 
 COOKIE = "pw_session"
 LANG_COOKIE = "pw_lang"
@@ -36,6 +36,10 @@ _TAG_LEN = 16
 
 class CsrfError(Exception):
     """A form post without the session's CSRF token, or from another site."""
+
+
+class Forbidden(Exception):
+    """The signed-in person's role does not allow this: a 403 page, nothing changed."""
 
 
 class SignInRequired(Exception):
@@ -80,11 +84,11 @@ def is_revoked(session: Session, sid: str) -> bool:
     return session.get(AppMeta, _REVOKED + sid) is not None
 
 
-def token_tag(team: Team, secret: str) -> str:
-    """What binds a session to the team's current token: keyed with the session secret, so it
-    cannot be computed from the database alone (the token hash is in it; the secret, in
-    production, is not)."""
-    digest = hmac.new(secret.encode("utf-8"), f"tag:{team.token_hash or ''}".encode(), "sha256")
+def token_tag(token: ApiToken, secret: str) -> str:
+    """What binds a token sign-in to that token as it is now (rotated or revoked: the session
+    ends): keyed with the session secret, so it cannot be computed from the database alone (the
+    token hash is in it; the secret, in production, is not)."""
+    digest = hmac.new(secret.encode("utf-8"), f"tag:{token.token_hash}".encode(), "sha256")
     return digest.hexdigest()[:_TAG_LEN]
 
 
@@ -93,7 +97,9 @@ class WebSession:
     sid: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     team_id: int | None = None
-    tag: str | None = None
+    tag: str | None = None  # a token sign-in: binds the session to the token (token_tag)
+    token_id: int | None = None  # signed in with an API token (read: viewer, write: editor) ...
+    user_id: int | None = None  # ... or as a named user (user_sessions holds the session)
     # One-shot messages shown on the next page (after a redirect): (kind, text key or text).
     flash: list[list[str]] = field(default_factory=list)
     dirty: bool = False
@@ -129,9 +135,9 @@ class SessionCodec:
                 self._serializer = URLSafeTimedSerializer(self._secret, salt="permit-worker.web.session")
             return self._serializer
 
-    def tag(self, team: Team) -> str:
+    def tag(self, token: ApiToken) -> str:
         self._signer()
-        return token_tag(team, self._secret)
+        return token_tag(token, self._secret)
 
     def load(self, request: Request) -> WebSession:
         raw = request.cookies.get(COOKIE)
@@ -139,7 +145,8 @@ class SessionCodec:
             try:
                 data = self._signer().loads(raw, max_age=MAX_AGE)
                 return WebSession(sid=str(data["s"]), csrf=str(data["c"]), team_id=data.get("t"),
-                                  tag=data.get("g"), flash=list(data.get("f", [])))
+                                  tag=data.get("g"), token_id=data.get("k"), user_id=data.get("u"),
+                                  flash=list(data.get("f", [])))
             except (BadSignature, KeyError, TypeError, ValueError):
                 pass  # tampered, expired or from an older key: start afresh
         return WebSession(dirty=True)
@@ -147,7 +154,8 @@ class SessionCodec:
     def save(self, request: Request, response: Response, ws: WebSession) -> None:
         if not ws.dirty:
             return
-        value = self._signer().dumps({"s": ws.sid, "c": ws.csrf, "t": ws.team_id, "g": ws.tag, "f": ws.flash})
+        value = self._signer().dumps({"s": ws.sid, "c": ws.csrf, "t": ws.team_id, "g": ws.tag, "k": ws.token_id,
+                                      "u": ws.user_id, "f": ws.flash})
         response.set_cookie(COOKIE, value, max_age=MAX_AGE, path="/web", httponly=True, samesite="lax",
                             secure=self.secure(request))
 
@@ -158,9 +166,13 @@ class SessionCodec:
         host = request.headers.get("x-forwarded-host") or request.url.netloc
         return request.url.scheme == "https" or (public.scheme == "https" and public.netloc == host)
 
-    def sign_in(self, team: Team) -> WebSession:
+    def sign_in(self, token: ApiToken) -> WebSession:
         # A new session id and CSRF token at sign-in: a session planted before it is worthless.
-        return WebSession(team_id=team.id, tag=self.tag(team), dirty=True)
+        return WebSession(team_id=token.team_id, tag=self.tag(token), token_id=token.id, dirty=True)
+
+    @staticmethod
+    def sign_in_user(user: User) -> WebSession:
+        return WebSession(team_id=user.team_id, user_id=user.id, dirty=True)
 
     def clear(self, request: Request, response: Response) -> None:
         response.delete_cookie(COOKIE, path="/web", httponly=True, samesite="lax", secure=self.secure(request))
