@@ -217,7 +217,7 @@ def test_the_cli_adds_lists_and_removes_users_and_makes_read_and_write_tokens(db
     capsys.readouterr()
     assert main(["users", "add", "HR@acme.example", "--team", "acme", "--role", "editor"]) == 0
     printed = capsys.readouterr().out
-    link = re.search(r"(http://127\.0\.0\.1:8000/web/invite/\S+)", printed)
+    link = re.search(r"(http://127\.0\.0\.1:8080/web/invite/\S+)", printed)
     assert link and "invited hr@acme.example to acme as editor" in printed
     assert main(["users", "add", "hr@acme.example", "--team", "acme", "--role", "viewer"]) == 2
     assert "already a user" in capsys.readouterr().err
@@ -237,3 +237,31 @@ def test_the_cli_adds_lists_and_removes_users_and_makes_read_and_write_tokens(db
     assert client.get("/v1/holders", headers=headers).status_code == 401
     assert main(["users", "remove", "hr@acme.example", "--team", "acme"]) == 0
     assert main(["users", "remove", "hr@acme.example", "--team", "acme"]) == 2
+
+
+def test_with_email_configured_the_invitation_and_a_reset_link_are_sent(db_url: str, capsys, monkeypatch) -> None:
+    from notifiers.smtp.fake import FakeSmtp
+
+    with FakeSmtp() as smtp:
+        for key, value in {"PERMIT_DATABASE_URL": db_url, "PERMIT_EMAIL_BACKEND": "smtp",
+                           "PERMIT_SMTP_HOST": "127.0.0.1", "PERMIT_SMTP_PORT": str(smtp.port),
+                           "PERMIT_SMTP_TLS": "none", "PERMIT_EMAIL_FROM": "reminders@acme.example",
+                           "PERMIT_PUBLIC_URL": "https://hr.acme.example"}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr("worker.cli.main.configure_logging", lambda *_: None)
+        assert main(["teams", "create", "acme", "--name", "Acme"]) == 0
+        assert main(["users", "add", "hr@acme.example", "--team", "acme", "--role", "viewer"]) == 0
+        printed = capsys.readouterr().out
+        assert "; emailed" in printed and "https://hr.acme.example/web/invite/" in printed
+        [mail] = smtp.messages
+        assert mail.rcpt_tos == ("hr@acme.example",)
+        link = re.search(r"https://hr\.acme\.example(/web/invite/[A-Za-z0-9_-]+)",
+                         mail.message.get_body(preferencelist=("plain",)).get_content())
+        assert link and link.group(1) in printed
+        runtime = Runtime(Settings())
+        client = TestClient(create_app(runtime), raise_server_exceptions=False, follow_redirects=False)
+        assert set_password(client, link.group(1).rsplit("/", 1)[1])[0] == 303
+        forgot = TestClient(create_app(runtime), raise_server_exceptions=False, follow_redirects=False)
+        forgot.post("/web/reset", data={"csrf": csrf_of(forgot, "/web/reset"), "email": "HR@acme.example"})
+        assert len(smtp.messages) == 2 and "/web/reset/" in smtp.messages[1].message.get_body().get_content()
+        runtime.engine.dispose()

@@ -202,3 +202,45 @@ def test_values_are_recorded_masked_and_dates_as_iso() -> None:
     assert audit.masked("name", "王芳") == "王*" and audit.masked("phone", "+8613800138000") == "+86138****8000"
     assert audit.masked("email", "wang.fang@example.com") == "wang.fang***@example.com" or \
         audit.masked("email", "wang.fang@example.com") != "wang.fang@example.com"
+
+
+def test_accounts_tokens_and_team_settings_are_entries_by_whoever_did_them(db_url: str, capsys,
+                                                                           monkeypatch) -> None:
+    import re
+
+    from worker.registry import accounts
+
+    monkeypatch.setenv("PERMIT_DATABASE_URL", db_url)
+    monkeypatch.setattr("worker.cli.main.configure_logging", lambda *_: None)
+    assert main(["teams", "create", "acme", "--name", "Acme"]) == 0
+    assert main(["users", "add", "boss@acme.example", "--team", "acme", "--role", "admin"]) == 0
+    secret = re.search(r"/web/invite/([A-Za-z0-9_-]+)", capsys.readouterr().out).group(1)  # type: ignore[union-attr]
+    assert main(["teams", "update", "acme", "--channels", "email,sms", "--hr-wecom-webhook", ""]) == 0
+    runtime = Runtime(Settings(database_url=db_url))
+    with unit_of_work(runtime.factory) as session:
+        accounts.use_link(session, secret, "Boss-Password-2026")
+    client = TestClient(create_app(runtime), raise_server_exceptions=False, follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/web/login").text).group(1)  # type: ignore[union-attr]
+    client.post("/web/login", data={"csrf": csrf, "email": "boss@acme.example", "password": "Boss-Password-2026"})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/web/users").text).group(1)  # type: ignore[union-attr]
+    client.post("/web/users/invite", data={"csrf": csrf, "email": "hr@acme.example", "role": "viewer"})
+    client.post("/web/users/update", data={"csrf": csrf, "email": "hr@acme.example", "action": "role", "role": "editor"})
+    client.post("/web/tokens/create", data={"csrf": csrf, "name": "hris", "scope": "read"})
+    client.post("/web/tokens/revoke", data={"csrf": csrf, "name": "hris"})
+    client.post("/web/users/update", data={"csrf": csrf, "email": "hr@acme.example", "action": "remove"})
+    found = [(e.actor.split(" ")[0] if e.actor.startswith("cli") else e.actor, e.action) for e in entries(runtime)]
+    assert found == [("cli", "team.created"), ("teams create", "token.created"), ("cli", "user.added"),
+                     ("cli", "team.updated"), ("boss@acme.example", "user.activated"),
+                     ("boss@acme.example", "user.added"), ("boss@acme.example", "user.role_changed"),
+                     ("boss@acme.example", "token.created"), ("boss@acme.example", "token.revoked"),
+                     ("boss@acme.example", "user.removed")]
+    updated = entries(runtime)[3]
+    assert updated.changes == {"fields": ["channels", "hr_wecom_webhook"]}  # the webhook's key is never recorded
+    # The activity page filters by person, action and day.
+    page = client.get("/web/activity", params={"actor": "boss@acme.example", "action": "token.created"}).text
+    assert page.count('data-action="token.created"') == 1 and 'data-action="user.added"' not in page
+    today = datetime.now(runtime.settings.tz).date()
+    assert client.get("/web/activity", params={"on": today.isoformat()}).text.count("<tr data-action=") == 10
+    yesterday = (today - timedelta(days=1)).isoformat()
+    assert 'id="activity-empty"' in client.get("/web/activity", params={"on": yesterday}).text
+    runtime.engine.dispose()

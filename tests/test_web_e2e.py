@@ -352,7 +352,7 @@ def test_an_admin_invites_an_editor_who_confirms_a_renewal_and_the_pages_say_who
     assert "/web/invite/" in link and "hr.editor@beta.example" in flash
     # The editor, in a browser of their own: sets a password, signs out, signs in with it.
     editor = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
-    editor.goto(link.replace("http://127.0.0.1:8000", base))
+    editor.goto(link.replace("http://127.0.0.1:8080", base))
     editor.fill("#password", "Editor-居住证-2026")
     editor.fill("#again", "Editor-居住证-2026")
     editor.click("#set-password")

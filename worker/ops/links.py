@@ -8,8 +8,8 @@ from worker.ops.runtime import Runtime
 
 
 def link_url(runtime: Runtime, path: str) -> str:
-    """A one-time link on the HR pages: PERMIT_PUBLIC_URL, else the local `serve` address."""
-    base = (runtime.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    """A one-time link on the HR pages: PERMIT_PUBLIC_URL, else `serve`'s default local address."""
+    base = (runtime.settings.public_url or "http://127.0.0.1:8080").rstrip("/")
     return f"{base}{path}"
 
 
