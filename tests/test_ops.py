@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from schedules.policy import PolicyError
 from worker.cli.main import main
 from worker.http.app import create_app
 from worker.ops import heartbeat
@@ -313,6 +314,31 @@ def test_an_unreachable_database_makes_healthz_503_and_metrics_say_down(url: str
     assert scrape.status_code == 200
     assert metric(samples(scrape.text), "permit_database_up") == 0
     runtime.engine.dispose()
+
+
+def test_readyz_is_ready_only_with_the_database_the_schema_and_the_policy(runtime: Runtime, tmp_path,
+                                                                         db_url: str) -> None:
+    ready = client_for(runtime).get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "policy": runtime.policy.name}
+    # A database one migration behind (the pod started before the migration Job finished).
+    from worker.store.db import upgrade
+
+    behind_url = f"sqlite:///{tmp_path / 'behind.db'}"
+    upgrade(behind_url, "0010")
+    behind = Runtime(Settings(database_url=behind_url))
+    answer = client_for(behind).get("/readyz")
+    assert answer.status_code == 503 and "schema not current" in answer.json()["reason"]
+    behind.engine.dispose()
+    broken = tmp_path / "policy.yaml"
+    broken.write_text("name: broken\nstages: nonsense\n", encoding="utf-8")
+    bad_policy = Runtime(Settings(database_url=db_url, policy_file=str(broken)))
+    with pytest.raises(PolicyError, match="send_window"):  # no app, so never ready: start-up says why
+        client_for(bad_policy)
+    bad_policy.engine.dispose()
+    gone = Runtime(Settings(database_url="sqlite:////nonexistent-permit-dir/registry.db"))
+    answer = client_for(gone).get("/readyz")
+    assert answer.status_code == 503 and "unreachable" in answer.json()["reason"]
+    gone.engine.dispose()
 
 
 # -- /metrics -----------------------------------------------------------------------------------

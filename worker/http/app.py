@@ -27,7 +27,7 @@ from worker.http.web.preview import PURGE_EVERY_SECONDS, UploadStore
 from worker.ops.heartbeat import age_seconds, freshest_dispatcher_heartbeat
 from worker.ops.metrics import alive_workers, metrics_registry, scan_status
 from worker.ops.runtime import Runtime
-from worker.store.db import unit_of_work
+from worker.store.db import schema_is_current, unit_of_work
 from worker.store.models import utcnow
 
 log = structlog.get_logger("worker.app")
@@ -114,6 +114,22 @@ def create_app(runtime: Runtime) -> FastAPI:
             "dispatchers_alive": alive.get("all", 0) + alive.get("dispatcher", 0),
         }
         return JSONResponse(body)
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        """Ready to serve: the database answers, its schema is the code's (a pod started before
+        the migration finished is not ready), and the policy loads. /healthz is "alive"."""
+        try:
+            current = schema_is_current(runtime.engine)
+        except Exception as exc:  # the class only: its text can name hosts, and this is unauthenticated
+            return JSONResponse({"status": "not_ready", "reason": f"database unreachable ({type(exc).__name__})"},
+                                status_code=503)
+        if not current:
+            return JSONResponse({"status": "not_ready", "reason": "schema not current: run permit-worker db upgrade"},
+                                status_code=503)
+        # The policy was loaded when the app was built (a file that does not load stops start-up
+        # with one line), so a running app names the one it serves.
+        return JSONResponse({"status": "ready", "policy": runtime.policy.name})
 
     # Per app, not prometheus_client's global registry: only the database's numbers.
     registry = metrics_registry(runtime.factory, s.tz)

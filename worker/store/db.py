@@ -6,6 +6,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -106,12 +107,18 @@ def upgrade(url: str, revision: str = "head") -> str:
     return "current" if current else "migrated" if existed else "created"
 
 
+@cache
+def code_heads() -> frozenset[str]:
+    """The migrations' heads in this code: read once (a readiness probe asks every few seconds)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
 def schema_is_current(engine: Engine) -> bool:
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     if not inspect(engine).has_table("alembic_version"):
         return False
-    heads = set(ScriptDirectory.from_config(alembic_config(str(engine.url))).get_heads())
     with engine.connect() as conn:
-        return set(MigrationContext.configure(conn).get_current_heads()) == heads
+        return set(MigrationContext.configure(conn).get_current_heads()) == code_heads()
