@@ -203,7 +203,7 @@ def test_sessions_are_listed_and_ended_and_removing_a_user_signs_them_out_at_onc
 
 def test_an_email_belongs_to_one_account(web: Web) -> None:
     web.invite("one@acme.example")
-    with unit_of_work(web.runtime.factory) as session, pytest.raises(BadInput, match="another team"):
+    with unit_of_work(web.runtime.factory) as session, pytest.raises(BadInput, match="already has an account"):
         accounts.add_user(session, registry.get_team(session, "beta"), "ONE@acme.example", "viewer", "test")
     with unit_of_work(web.runtime.factory) as session, pytest.raises(BadInput, match="role"):
         accounts.add_user(session, registry.get_team(session, "beta"), "two@acme.example", "owner", "test")
@@ -220,7 +220,7 @@ def test_the_cli_adds_lists_and_removes_users_and_makes_read_and_write_tokens(db
     link = re.search(r"(http://127\.0\.0\.1:8080/web/invite/\S+)", printed)
     assert link and "invited hr@acme.example to acme as editor" in printed
     assert main(["users", "add", "hr@acme.example", "--team", "acme", "--role", "viewer"]) == 2
-    assert "already a user" in capsys.readouterr().err
+    assert "already has an account" in capsys.readouterr().err
     assert main(["users", "list", "--team", "acme", "--json"]) == 0
     assert '"email": "hr@acme.example"' in capsys.readouterr().out
     assert main(["tokens", "create", "--team", "acme", "--name", "payroll", "--scope", "read"]) == 0

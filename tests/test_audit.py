@@ -131,6 +131,7 @@ def test_the_daemons_own_acts_are_by_system(db_url: str) -> None:
     system = [e for e in entries(runtime) if e.actor == audit.SYSTEM]
     assert [(e.action, e.holder) for e in system] == [("holder.opted_out", "E1"), ("holder.renewal_reported", "E2")]
     assert system[1].changes["expires_on"][0] == expires.isoformat()
+    assert system[0].changes == {"how": "re***"}  # free text from a holder: never kept verbatim
     runtime.engine.dispose()
 
 
@@ -150,7 +151,8 @@ def test_get_audit_pages_backwards_and_the_cli_prints_the_same(db_url: str, caps
             break
     assert len(seen) == len(entries(runtime)) and seen[0]["holder"] == "E6"
     assert set(seen[0]) == {"at", "actor", "action", "holder", "changes"}
-    assert client.get("/v1/audit", headers=headers, params={"before": "yesterday"}).status_code == 422
+    for bad in ("yesterday", "²", "9" * 30):  # never a 500 for a cursor a client made up
+        assert client.get("/v1/audit", headers=headers, params={"before": bad}).status_code == 422, bad
     monkeypatch.setenv("PERMIT_DATABASE_URL", db_url)
     monkeypatch.setattr("worker.cli.main.configure_logging", lambda *_: None)
     capsys.readouterr()
@@ -175,6 +177,14 @@ def test_prune_counts_then_deletes_only_what_is_past_its_retention(db_url: str, 
             Holder(team_id=team.id, external_id="NOW", expires_on=TODAY - timedelta(days=30), phone="+8613800138001")
         session.add_all([long_ago, current])
         session.flush()
+        lapsed = Holder(team_id=team.id, external_id="LAPSED", expires_on=TODAY - timedelta(days=600),
+                        phone="+8613800138002")
+        session.add(lapsed)
+        session.flush()
+        # A lapsed holder's +91 touch stays due while nobody renews: its row must stay, however old.
+        session.add(Notification(holder_id=lapsed.id, cycle_expires_on=lapsed.expires_on, stage="lapsed",
+                                 touch_day=91, touch_on=lapsed.expires_on + timedelta(days=91), channel="sms",
+                                 status="sent", attempts=1, next_attempt_at=old, created_at=old, updated_at=old))
         for holder, cycle in ((long_ago, TODAY - timedelta(days=400)), (current, TODAY - timedelta(days=30))):
             session.add(Notification(holder_id=holder.id, cycle_expires_on=cycle, stage="upcoming", touch_day=-30,
                                      touch_on=cycle - timedelta(days=30), channel="sms", status="sent", attempts=1,
@@ -187,12 +197,14 @@ def test_prune_counts_then_deletes_only_what_is_past_its_retention(db_url: str, 
     dry = capsys.readouterr().out
     assert "notifications: would delete 1" in dry and "audit_entries: would delete 1" in dry
     with unit_of_work(runtime.factory) as session:
-        assert session.scalar(select(func.count()).select_from(Notification)) == 2
+        assert session.scalar(select(func.count()).select_from(Notification)) == 3
     counts = {p.table: p.rows for p in prune(runtime.factory, runtime.settings)}
     assert counts["notifications"] == 1 and counts["audit_entries"] == 1
     with unit_of_work(runtime.factory) as session:
         # The cycle that ended 30 days ago keeps its row: its later touches could still be due.
-        assert session.scalars(select(Notification.cycle_expires_on)).all() == [TODAY - timedelta(days=30)]
+        # and the lapsed holder's current cycle keeps its +91 row: no second "lapsed" SMS.
+        assert sorted(session.scalars(select(Notification.cycle_expires_on)).all()) == [
+            TODAY - timedelta(days=600), TODAY - timedelta(days=30)]
     assert {p.table: p.rows for p in prune(runtime.factory, runtime.settings)}["notifications"] == 0
     runtime.engine.dispose()
 
@@ -243,4 +255,5 @@ def test_accounts_tokens_and_team_settings_are_entries_by_whoever_did_them(db_ur
     assert client.get("/web/activity", params={"on": today.isoformat()}).text.count("<tr data-action=") == 10
     yesterday = (today - timedelta(days=1)).isoformat()
     assert 'id="activity-empty"' in client.get("/web/activity", params={"on": yesterday}).text
+    assert client.get("/web/activity", params={"before": "9" * 20}).status_code == 400  # a page, not a 500
     runtime.engine.dispose()

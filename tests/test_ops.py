@@ -503,8 +503,8 @@ def test_k8s_runs_one_scheduler_several_dispatchers_and_a_probed_api() -> None:
         assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
     api_container = container(api)
     assert "serve" in [*api_container.get("command", []), *api_container.get("args", [])]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert api_container[probe]["httpGet"]["path"] == "/healthz"
+    assert api_container["livenessProbe"]["httpGet"]["path"] == "/healthz"  # alive
+    assert api_container["readinessProbe"]["httpGet"]["path"] == "/readyz"  # and on the current schema
 
     for deployment in (scheduler, dispatcher, api):
         env_from = container(deployment)["envFrom"]

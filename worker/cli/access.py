@@ -7,7 +7,7 @@ import json
 import click
 
 from worker.cli.common import App, cli_actor, json_line, out, pass_app
-from worker.ops.links import link_url, send_link
+from worker.ops.links import link_url, send_invitation
 from worker.registry import accounts, audit, tokens
 from worker.registry import records as registry
 from worker.store.db import unit_of_work
@@ -41,11 +41,7 @@ def users_add(app: App, email: str, team_slug: str, role: str) -> None:
         secret = accounts.issue_link(session, user, "invite")
         address, team_name = user.email, team.name
     url = link_url(runtime, f"/web/invite/{secret}")
-    sent = send_link(runtime, address, f"【居住证提醒】{team_name}：设置您的登录密码 / set your password",
-                     f"您已被邀请加入 {team_name} 的居住证提醒（角色：{role}）。"
-                     f"请在 72 小时内打开以下链接设置密码：\n{url}\n\n"
-                     f"You have been invited to {team_name}'s residence-permit reminders as {role}. Set your password "
-                     f"within 72 hours:\n{url}\n")
+    sent = send_invitation(runtime, address, team_name, role, url)
     out(f"invited {address} to {team_slug} as {role}; invitation link (valid 72 hours, once): {url}"
         + ("; emailed" if sent else ""))
 

@@ -56,7 +56,7 @@ def record_opt_out(session: Session, holder: Holder, now: datetime, how: str) ->
         holder.next_due_on = DUE_NOW  # the channel changed: re-evaluate at the next scan
         record_hr_event(session, holder.team_id, holder.id, "opted_out", f"{holder.external_id}: {how}")
         audit.record(session, holder.team_id, audit.SYSTEM, "holder.opted_out", holder_id=holder.id,
-                     holder=holder.external_id, changes={"how": mask_text(how)}, at=now)
+                     holder=holder.external_id, changes={"how": audit.masked("how", mask_text(how))}, at=now)
 
 
 def _default_policy() -> Policy:

@@ -2,8 +2,10 @@
 
 Deleting an outbox row could let its touch go out again (the row's unique key is what makes a
 touch once-only), so only notifications of cycles long over are pruned: older than the
-retention and for a cycle (expiry or points date) more than CYCLE_OVER days in the past, when no
-touch of it can be due any more. Their delivery attempts go with them.
+retention, for a cycle (expiry or points date) more than CYCLE_OVER days in the past, and never
+of the holder's current cycle: a lapsed holder's "+91" touch stays due for as long as nobody
+renews, and without its row any re-evaluation would send it again. Their delivery attempts go
+with them.
 """
 
 from __future__ import annotations
@@ -11,13 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.ops.settings import Settings
 from worker.registry import audit
 from worker.store.db import unit_of_work
-from worker.store.models import DeliveryAttempt, HrEvent, InboundEvent, Notification, SignInFailure, UserLink
+from worker.store.models import (
+    DeliveryAttempt,
+    Holder,
+    HrEvent,
+    InboundEvent,
+    Notification,
+    SignInFailure,
+    UserLink,
+)
 
 # The last touch of a cycle is the reset's end (90 days after expiry); a month's margin.
 CYCLE_OVER = timedelta(days=120)
@@ -42,8 +52,11 @@ def prune(factory: sessionmaker[Session], settings: Settings, now: datetime | No
     day = now.astimezone(settings.tz).date()
     out: list[Pruned] = []
     with unit_of_work(factory) as session:
+        cycle = Notification.cycle_expires_on
+        current = exists().where(Holder.id == Notification.holder_id,
+                                 or_(Holder.expires_on == cycle, Holder.points_valid_until == cycle))
         old_notes = (Notification.created_at < now - timedelta(days=settings.notification_retention_days)) & \
-                    (Notification.cycle_expires_on < day - CYCLE_OVER)
+                    (Notification.cycle_expires_on < day - CYCLE_OVER) & ~current
         ids = select(Notification.id).where(old_notes)
         out.append(Pruned("delivery_attempts", _count_or_delete(
             session, DeliveryAttempt, DeliveryAttempt.notification_id.in_(ids), dry_run)))

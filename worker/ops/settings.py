@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=400, ge=30)
     notification_retention_days: int = Field(default=400, ge=30)
     hr_event_retention_days: int = Field(default=90, ge=7)
-    inbound_retention_days: int = Field(default=90, ge=7)
+    # Longer than a cycle: the replay guard for a signed "已续签" reply must outlive the reminder.
+    inbound_retention_days: int = Field(default=800, ge=400)
     log_level: str = "INFO"
     log_format: str = "auto"  # auto (JSON unless stderr is a terminal), json, console
     # The environment these settings were read from, for the providers' own variables

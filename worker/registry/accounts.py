@@ -16,6 +16,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.registry import audit
@@ -66,13 +67,16 @@ def add_user(session: Session, team: Team, email: str, role: str, created_by: st
     if role not in ROLES:
         raise BadInput(f"--role must be one of {', '.join(ROLES)}")
     address = normalize_email(email)
-    existing = session.scalar(select(User).where(User.email == address))
-    if existing is not None:
-        where = "this team" if existing.team_id == team.id else "another team"
-        raise BadInput(f"{address} is already a user of {where}", "user_exists")
+    # One message whoever the account belongs to: an admin learns nothing of another team's users.
+    taken = BadInput(f"{address} already has an account", "user_exists")
+    if session.scalar(select(User.id).where(User.email == address)) is not None:
+        raise taken
     user = User(team_id=team.id, email=address, role=role, created_by=created_by, created_at=datetime.now(UTC))
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():  # two admins inviting the same person at once: one wins
+            session.add(user)
+    except IntegrityError:
+        raise taken from None
     audit.record(session, team.id, created_by, "user.added", changes={"email": address, "role": role})
     return user
 
@@ -176,7 +180,7 @@ def authenticate(session: Session, email: str, password: str, address: str,
     except (VerificationError, InvalidHashError):
         ok = False
     if user is None or not ok:
-        if user is None:
+        if user is None or user.password_hash is None:
             _HASHER.hash(password)  # about as slow as a wrong password: no timing tells who exists
         session.add_all([SignInFailure(key=f"account:{email.strip().lower()}", at=now),
                          SignInFailure(key=f"address:{address}", at=now)])

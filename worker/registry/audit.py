@@ -23,7 +23,7 @@ from worker.store.privacy import mask_text
 
 SYSTEM = "system"
 # Fields that are personal data: masked when recorded, scrubbed when the holder is erased.
-PERSONAL = frozenset({"name", "phone", "email", "wecom_userid", "address", "pause_reason"})
+PERSONAL = frozenset({"name", "phone", "email", "wecom_userid", "address", "pause_reason", "how"})
 ERASED = "[erased]"
 PAGE = 100
 
@@ -40,6 +40,8 @@ def masked(field: str, value: object) -> str | None:
         return text[:1] + "*" * max(1, len(text) - 1)
     if field == "address":
         return "changed"
+    if field in ("pause_reason", "how"):  # free text: a reason can say more than a phone number
+        return text[:2] + "***"
     if field in PERSONAL:
         return mask_text(text) if text != mask_text(text) else text[:2] + "***"
     return text
@@ -73,7 +75,8 @@ def scrub_holder(session: Session, holder_id: int) -> int:
     n = 0
     for entry in session.scalars(select(AuditEntry).where(AuditEntry.holder_id == holder_id)):
         changes = json.loads(entry.changes or "{}")
-        scrubbed = {k: ([ERASED, ERASED] if k in PERSONAL and isinstance(v, list) else v) for k, v in changes.items()}
+        scrubbed = {k: (([ERASED, ERASED] if isinstance(v, list) else ERASED) if k in PERSONAL else v)
+                    for k, v in changes.items()}
         if scrubbed != changes:
             entry.changes = json.dumps(scrubbed, ensure_ascii=False, sort_keys=True)
             n += 1

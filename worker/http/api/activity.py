@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -23,7 +24,7 @@ def audit_trail(ref: CurrentTeam, runtime: AppRuntime, limit: Annotated[int, Que
     `next_before` as `before` for the next (older) page; null on the last page."""
     cursor = None
     if before is not None:
-        if not before.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", before):
             raise ApiError(422, "before must be the next_before of a previous page", field="before")
         cursor = int(before)
     with unit_of_work(runtime.factory) as session:

@@ -7,17 +7,18 @@ sign-in is throttled per account and per address (accounts.throttled).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from worker.http.web.i18n import translate
 from worker.http.web.pages import Pages, WebPages
 from worker.http.web.render import WebRoute, lang_of, redirect
 from worker.http.web.routes import local
 from worker.http.web.session import WebSession, revoke
-from worker.ops.links import link_url, send_link
+from worker.ops.links import link_url, send_reset
 from worker.registry import accounts
 from worker.registry.records import BadInput
 from worker.registry.tokens import find_token
@@ -150,14 +151,15 @@ def forgot(request: Request, pages: WebPages, csrf: _Field = "", email: _Field =
         address = email.strip().lower()
         user = session.scalar(select(User).where(User.email == address)) if address else None
         secret = None
-        if user is not None and not accounts.throttled(session, address, _address(request)):
+        recent = session.scalar(select(func.count()).select_from(SignInFailure).where(
+            SignInFailure.key == f"reset:{address}", SignInFailure.at >= datetime.now(UTC) - accounts.WINDOW)) or 0
+        if user is not None and recent < 3:  # three links per quarter hour: no mailbox flood
             secret = accounts.issue_link(session, user, "reset")
-            session.add(SignInFailure(key=f"account:{address}"))  # reset requests count toward the limit
+        session.add(SignInFailure(key=f"reset:{address}"))  # counted for any address, known or not
         session.commit()
     if secret is not None:
         url = link_url(pages.runtime, f"/web/reset/{secret}")
-        send_link(pages.runtime, address, "【居住证提醒】重设密码 / reset your password",
-                  f"请在 2 小时内打开以下链接重设密码：\n{url}\n\nReset your password within 2 hours:\n{url}\n")
+        send_reset(pages.runtime, address, url)
     return pages.page(request, "forgot.html", ws, done=True)
 
 

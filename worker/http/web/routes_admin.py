@@ -13,9 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request, Response
 
 from worker.http.web.i18n import translate
-from worker.http.web.pages import WebPages
+from worker.http.web.pages import Pages, TeamInfo, WebPages
 from worker.http.web.render import WebRoute, lang_of, redirect
-from worker.ops.links import link_url, send_link
+from worker.http.web.session import WebSession
+from worker.ops.links import link_url, send_invitation, send_reset
 from worker.registry import accounts, audit, tokens
 from worker.registry.records import BadInput
 from worker.store.db import unit_of_work
@@ -28,10 +29,16 @@ router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 @router.get("/users")
 def users_page(request: Request, pages: WebPages) -> Response:
     ws, team = pages.team_as(request, "admin")
+    return _users(pages, request, ws, team)
+
+
+def _users(pages: Pages, request: Request, ws: WebSession, team: TeamInfo, shown: str | None = None,
+           note: str | None = None) -> Response:
+    """The users page; `shown` is a one-time link, on this answer only."""
     with unit_of_work(pages.runtime.factory) as session:
         found = [(u, len(accounts.sessions_of(session, u))) for u in
                  accounts.users_of(session, session.get_one(Team, team.id))]
-    return pages.page(request, "users.html", ws, team, users=found, roles=accounts.ROLES)
+    return pages.page(request, "users.html", ws, team, users=found, roles=accounts.ROLES, shown=shown, note=note)
 
 
 @router.post("/users/invite")
@@ -48,12 +55,10 @@ def invite(request: Request, pages: WebPages, csrf: _Field = "", email: _Field =
         ws.add_flash("error", translate(lang, f"err.{exc.code}") if exc.code else str(exc))
         return redirect("/web/users")
     url = link_url(pages.runtime, f"/web/invite/{secret}")
-    sent = send_link(pages.runtime, address, f"【居住证提醒】{team.name}：设置您的登录密码 / set your password",
-                     f"您已被邀请加入 {team.name} 的居住证提醒。请在 72 小时内打开以下链接设置密码：\n{url}\n\n"
-                     f"You have been invited to {team.name}'s residence-permit reminders. Set your password "
-                     f"within 72 hours:\n{url}\n")
-    ws.add_flash("ok", translate(lang, "users.invited_sent" if sent else "users.invited", email=address, url=url))
-    return redirect("/web/users")
+    sent = send_invitation(pages.runtime, address, team.name, role, url)
+    # Shown on this answer only, never put in the (signed, not encrypted) session cookie.
+    return _users(pages, request, ws, team, shown=translate(lang, "users.invited_sent" if sent else "users.invited",
+                                                            email=address, url=url))
 
 
 @router.post("/users/update")
@@ -75,9 +80,16 @@ def update_user(request: Request, pages: WebPages, csrf: _Field = "", email: _Fi
             audit.record(session, team.id, team.actor, "user.sessions_ended", changes={"email": user.email, "n": n})
             ws.add_flash("ok", translate(lang, "users.sessions_ended", email=user.email, n=n))
         elif action == "reset":
+            # Emailed to the person when email is configured (the admin never sees it); else
+            # shown, once, to hand over. Either way the trail says who asked for it.
             secret = accounts.issue_link(session, user, "reset")
-            ws.add_flash("ok", translate(lang, "users.reset_link", email=user.email,
-                                         url=link_url(pages.runtime, f"/web/reset/{secret}")))
+            url = link_url(pages.runtime, f"/web/reset/{secret}")
+            sent = send_reset(pages.runtime, user.email, url)
+            audit.record(session, team.id, team.actor, "user.reset_link_issued",
+                         changes={"email": user.email, "emailed": sent})
+            return _users(pages, request, ws, team, shown=None if sent else
+                          translate(lang, "users.reset_link", email=user.email, url=url),
+                          note=translate(lang, "users.reset_emailed", email=user.email) if sent else None)
         elif action == "role" and role in accounts.ROLES:
             if user.id == team.user_id and role != "admin":
                 ws.add_flash("error", translate(lang, "users.not_self"))
@@ -105,8 +117,10 @@ def create_token(request: Request, pages: WebPages, csrf: _Field = "", name: Ann
     except BadInput as exc:
         ws.add_flash("error", str(exc))
         return redirect("/web/tokens")
-    ws.add_flash("ok", translate(lang_of(request), "tokens.created_once", name=name.strip(), token=secret))
-    return redirect("/web/tokens")
+    with unit_of_work(pages.runtime.factory) as session:  # shown on this answer only, never in the cookie
+        found = tokens.tokens_of(session, session.get_one(Team, team.id))
+    return pages.page(request, "tokens.html", ws, team, tokens=found, scopes=tokens.SCOPES,
+                      shown=translate(lang_of(request), "tokens.created_once", name=name.strip(), token=secret))
 
 
 @router.post("/tokens/revoke")
@@ -123,7 +137,7 @@ def revoke_token(request: Request, pages: WebPages, csrf: _Field = "",
 def activity_page(request: Request, pages: WebPages, actor: Annotated[str, Query(max_length=320)] = "",
                   action: Annotated[str, Query(max_length=40)] = "",
                   on: Annotated[str, Query(max_length=10)] = "",
-                  before: Annotated[int | None, Query(ge=1)] = None) -> Response:
+                  before: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> Response:
     ws, team = pages.team(request)
     since = until = None
     try:
@@ -145,4 +159,5 @@ def activity_page(request: Request, pages: WebPages, actor: Annotated[str, Query
 ACTIONS = ("holder.created", "holder.updated", "holder.renewal_confirmed", "holder.renewal_reported",
            "holder.paused", "holder.resumed", "holder.opted_out", "holder.deleted", "roster.imported",
            "user.added", "user.activated", "user.password_reset", "user.role_changed", "user.removed",
-           "user.sessions_ended", "token.created", "token.rotated", "token.revoked", "team.created", "team.updated")
+           "user.sessions_ended", "user.reset_link_issued", "token.created", "token.rotated", "token.revoked",
+           "team.created", "team.updated")
