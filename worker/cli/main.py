@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,6 +30,7 @@ from worker.ops.settings import Settings
 from worker.registry.fingerprint import FingerprintKeyError
 from worker.registry.records import BadInput
 from worker.registry.roster import RosterError
+from worker.store.backup import BackupError
 from worker.store.db import unit_of_work, upgrade
 
 log = structlog.get_logger("worker.cli")
@@ -52,6 +54,66 @@ def db_upgrade(app: App) -> None:
     done = upgrade(app.runtime.settings.database_url)
     out({"created": "database schema created", "migrated": "database schema migrated to the latest version",
          "current": "database schema is already up to date"}[done])
+
+
+@db.command("wait")
+@click.option("--timeout", type=click.FloatRange(0, 24 * 3600), default=600.0, show_default=True,
+              help="Seconds to wait before giving up (exit 1).")
+@pass_app
+def db_wait(app: App, timeout: float) -> None:
+    """Wait until the database answers and its schema is this version's: an init container's
+    step, so the apps start only after the migration Job has finished."""
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.store.db import schema_is_current
+
+    deadline = time.monotonic() + timeout
+    why = "schema not current"
+    while True:
+        try:
+            if schema_is_current(app.runtime.engine):
+                out("database schema is current")
+                return
+            why = "schema not current (is the migration Job done?)"
+        except SQLAlchemyError as exc:
+            why = f"database unreachable ({type(exc).__name__})"
+        if time.monotonic() >= deadline:
+            raise SchemaOutOfDate(f"gave up after {timeout:g} s: {why}")
+        time.sleep(2)
+
+
+@cli.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def backup_command(app: App, file: Path) -> None:
+    """A consistent online copy of the SQLite registry (safe while the daemon runs)."""
+    from worker.store.backup import backup
+
+    snap = backup(app.runtime.settings.database_url, file)
+    out(f"backed up {snap.holders} holder(s), {snap.notifications} notification(s) of {snap.teams} team(s) "
+        f"to {snap.path} ({snap.bytes / 1e6:.1f} MB, schema {snap.revision}, integrity ok)")
+
+
+@cli.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Replace the current registry (stop the daemon and the HTTP app first).")
+@pass_app
+def restore_command(app: App, file: Path, yes: bool) -> None:
+    """Replace the SQLite registry with a checked backup."""
+    from worker.store.backup import inspect_file, restore, sqlite_file
+
+    url = app.runtime.settings.database_url
+    incoming = inspect_file(file)
+    target = sqlite_file(url)
+    if target.exists() and not yes:
+        current = inspect_file(target)
+        raise click.UsageError(f"this replaces {target} ({current.holders} holder(s)) with {file} "
+                               f"({incoming.holders} holder(s)): stop the daemon and the HTTP app, then pass --yes")
+    snap = restore(file, url)
+    out(f"restored {snap.holders} holder(s), {snap.notifications} notification(s) of {snap.teams} team(s) "
+        f"into {target} (schema {snap.revision}); then run: permit-worker db upgrade")
 
 
 @cli.group()
@@ -246,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(exc, "lang", "en") == "zh":
             return _fail(f"共 {exc.total} 处错误，未导入任何数据", 2)
         return _fail(f"{exc.total} bad row(s); nothing was imported", 2)
-    except (BadInput, PolicyError, NotifierConfigError, FingerprintKeyError) as exc:
+    except (BadInput, BackupError, PolicyError, NotifierConfigError, FingerprintKeyError) as exc:
         return _fail(str(exc), 2)
     except SchemaOutOfDate as exc:
         return _fail(str(exc), 1)
