@@ -17,6 +17,7 @@ from notifiers import Notifier, NotifierConfigError, get_notifier
 from schedules.policy import PolicyError, load_policy
 from schedules.sms_check import sending_problems
 from schedules.sms_templates import TemplateFileError, load_sms_templates
+from schedules.workdays import CalendarError, load_calendar
 from worker.ops.settings import Settings
 from worker.store.db import make_engine, schema_is_current
 
@@ -65,6 +66,11 @@ def check_config() -> ConfigReport:
         load_policy(settings.policy_file)
     except PolicyError as exc:
         report.problems.append(f"PERMIT_POLICY_FILE: {exc}")
+    if settings.workday_calendar:
+        try:
+            load_calendar(settings.workday_calendar)
+        except CalendarError as exc:
+            report.problems.append(str(exc))
     for name in settings.missing_secrets():
         report.problems.append(f"{name}: not set; required outside the embedded default (PostgreSQL or https)")
     for channel, backend in (("sms", settings.sms_backend), ("email", settings.email_backend)):

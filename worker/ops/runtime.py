@@ -14,6 +14,7 @@ from notifiers import Notifier, NotifierConfigError, get_notifier
 from schedules.policy import Policy, load_policy
 from schedules.sms_check import sending_problems
 from schedules.sms_templates import TEMPLATE_PROVIDERS, TemplateSet, load_sms_templates, packaged_path
+from schedules.workdays import load_calendar
 from worker.delivery.dispatch import Dispatcher, RetryPolicy
 from worker.delivery.ratelimit import RateLimits
 from worker.ops.settings import Settings
@@ -46,6 +47,8 @@ class Runtime:
 
     @cached_property
     def policy(self) -> Policy:
+        if self.settings.workday_calendar:  # before the policy's digest, which names the calendar
+            load_calendar(self.settings.workday_calendar)
         return load_policy(self.settings.policy_file)
 
     def require_schema(self) -> None:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///permit-worker.db"
     timezone: str = "Asia/Shanghai"
     policy_file: str | None = None
+    # A year's official holidays and adjusted working days, loaded before the `holidays` package
+    # ships them (schedules/workdays.py, load_calendar); for that year it wins.
+    workday_calendar: str | None = None
     # Overrides the policy's send window, e.g. "09:00-20:00"; "00:00-24:00" sends any time.
     send_window: str | None = None
     scan_time: str = "08:30"

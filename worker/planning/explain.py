@@ -18,6 +18,7 @@ from schedules.points import points_touch_day
 from schedules.policy import Policy
 from schedules.stages import evaluate, planned_touches
 from schedules.vocabulary import REASON_LABELS, STAGE_LABELS, label
+from schedules.workdays import calendar_source
 from worker.planning.evaluation import accumulated_of, facts_of
 from worker.planning.points import findings_of
 from worker.store.models import Holder
@@ -47,6 +48,10 @@ def explain(session: Session, holder: Holder, today: date, policy: Policy) -> di
             "last_day_before_lapse": d.last_day_before_lapse.isoformat(),
             "calendar_official": d.calendar_official,
             "calendar_note": calendar_note(d),
+            # Which calendar each year of these deadlines uses (package, operator's file, fallback).
+            "calendars": {str(y): calendar_source(y) for y in sorted({holder.expires_on.year,
+                                                                       d.last_day_in_grace.year,
+                                                                       d.last_day_before_lapse.year})},
         },
         "accumulated": None if held is None else {
             "years": held.years, "months": held.months,
@@ -96,6 +101,7 @@ def explain_text(data: dict[str, Any]) -> str:
     lines.append(_deadlines_line(d, today))
     if d["calendar_note"]:
         lines.append(f"注意 calendar: {d['calendar_note']}")
+    lines.append("工作日历 calendar: " + "；".join(f"{y}: {src}" for y, src in d["calendars"].items()))
     acc = data["accumulated"]
     if acc:
         lines.append(f"累计持有年限：{acc['years']}年{acc['months']}个月（自 {acc['since']}）。{_years_line(acc)}")
