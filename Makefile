@@ -2,16 +2,29 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test test-fast bench lint clean
+.PHONY: run demo test test-fast bench lint clean lock
 
-$(STAMP): pyproject.toml
+# requirements.lock pins every dependency (pyproject.toml keeps the ranges): the same versions
+# here, in CI and in the image.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "permit-worker needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+## lock: re-resolve pyproject.toml's ranges in a clean venv and write requirements.lock.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[test]'
+	{ echo "# Every dependency, pinned: what make, CI and the Docker image install (as constraints on"; \
+	  echo "# pyproject.toml's ranges). Refresh with \`make lock\` and commit the diff."; \
+	  .lock-venv/bin/pip list --format=freeze --exclude-editable | grep -viE '^(pip|setuptools|wheel|permit-worker)=='; \
+	} > requirements.lock
+	rm -rf .lock-venv
 
 ## run: the daemon and the HR pages on the embedded default (SQLite file ./permit-worker.db,
 ##      console delivery), with a sample team "demo" so there is something to remind; prints the

@@ -122,3 +122,24 @@ def test_the_core_reaches_providers_only_through_the_interface_and_the_registry(
 def test_the_checker_sees_imports_inside_functions() -> None:
     # `serve` imports the web app only when it runs; the graph must still show that edge.
     assert "worker.http.app" in GRAPH["worker.cli.main"]
+
+
+def test_the_lockfile_pins_every_dependency_within_pyproject_ranges() -> None:
+    """requirements.lock (make lock) is what make, CI and the image install: a dependency added to
+    pyproject.toml without re-locking, or a pin outside its range, fails here."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["test"]]]
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version
+    for requirement in wanted:
+        pinned = pins.get(canonicalize_name(requirement.name))
+        assert pinned is not None, f"{requirement.name} is not in requirements.lock: run make lock"
+        assert requirement.specifier.contains(pinned, prereleases=True), f"{requirement.name}=={pinned} vs {requirement}"

@@ -420,6 +420,10 @@ def test_metrics_report_the_registry_as_it_is(runtime: Runtime, factory: session
     for outcome, count in {"sent": 2, "transient": 2, "permanent": 1, "ambiguous": 1, "error": 1}.items():
         assert metric(found, "permit_delivery_attempts_total", outcome=outcome) == count
     assert metric(found, "permit_delivery_retries_total") == 3  # sent_b #2, failed #2 and #3
+    # The same attempts by provider: what the dashboard's "sends and failures" panel reads.
+    for (notifier, outcome), count in {("twilio", "sent"): 1, ("smtp", "sent"): 1, ("twilio", "transient"): 2,
+                                       ("twilio", "permanent"): 1, ("twilio", "error"): 1}.items():
+        assert metric(found, "permit_delivery_attempts_by_notifier_total", notifier=notifier, outcome=outcome) == count
 
     # Last hour only: twilio 0.2 s, 3.0 s and 12.0 s; smtp 0.7 s.
     assert metric(found, "permit_send_latency_seconds_bucket", le="0.25", notifier="twilio") == 1
@@ -510,6 +514,15 @@ def test_k8s_runs_one_scheduler_several_dispatchers_and_a_probed_api() -> None:
         env_from = container(deployment)["envFrom"]
         assert {"configMapRef", "secretRef"} <= {key for ref in env_from for key in ref}
 
+    for deployment in (scheduler, dispatcher, api):  # started only once the migration Job is done
+        [wait] = deployment["spec"]["template"]["spec"]["initContainers"]
+        assert wait["command"][:3] == ["permit-worker", "db", "wait"]
+    assert objects[("PodDisruptionBudget", "permit-worker-api")]["spec"]["minAvailable"] == 1
+    ingress = objects[("Ingress", "permit-worker")]
+    assert ingress["spec"]["tls"] and ingress["spec"]["tls"][0]["secretName"]
+    routed = {p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert {"/v1", "/web", "/webhooks"} <= routed and "/metrics" not in routed
+
     [job] = [doc for (kind, _), doc in objects.items() if kind == "Job"]
     job_container = job["spec"]["template"]["spec"]["containers"][0]
     assert [*job_container.get("command", []), *job_container.get("args", [])][-2:] == ["db", "upgrade"]
@@ -521,8 +534,41 @@ def test_the_kustomization_lists_existing_files_but_no_placeholder_secret() -> N
     [kustomization] = load_all(DEPLOY / "k8s" / "kustomization.yaml")
     resources = kustomization["resources"]
     assert all((DEPLOY / "k8s" / name).is_file() for name in resources)
-    assert {"scheduler.yaml", "dispatcher.yaml", "api.yaml", "migrate-job.yaml"} <= set(resources)
+    assert {"scheduler.yaml", "dispatcher.yaml", "api.yaml", "migrate-job.yaml", "pdb.yaml", "ingress.yaml"} \
+        <= set(resources)
     assert not any("secret" in name for name in resources)
+
+
+def test_the_alerts_and_the_dashboard_read_only_metrics_the_worker_exports(runtime: Runtime) -> None:
+    import json
+    import re
+
+    body = client_for(runtime).get("/metrics").text  # families are listed even without samples yet
+    exported = {family.name for family in text_string_to_metric_families(body)}
+    exported |= {name for name, _ in samples(body)}
+    [rules] = load_all(DEPLOY / "monitoring" / "alerts.yaml")
+    alerts = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]}
+    assert {"PermitNoScanToday", "PermitOutboxBacklogOld", "PermitDeliveryFailureRatio",
+            "PermitProviderPermanentForEveryone", "PermitNoDispatcherHeartbeat"} <= set(alerts)
+    dashboard = json.loads((DEPLOY / "monitoring" / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    exprs = [*alerts.values(), *(t["expr"] for p in dashboard["panels"] for t in p["targets"])]
+    used = {re.sub(r"_bucket$", "", m) for e in exprs for m in re.findall(r"\bpermit_[a-z_]+", e)}
+    assert used and used <= exported, used - exported
+
+
+def test_db_wait_returns_once_the_schema_is_current_and_gives_up_in_one_line(tmp_path, capsys, monkeypatch) -> None:
+    from worker.cli.main import main
+    from worker.store.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    monkeypatch.setenv("PERMIT_DATABASE_URL", url)
+    monkeypatch.setattr("worker.cli.main.configure_logging", lambda *_: None)
+    upgrade(url, "0010")
+    assert main(["db", "wait", "--timeout", "0"]) == 1
+    assert "schema not current" in capsys.readouterr().err
+    upgrade(url)
+    assert main(["db", "wait", "--timeout", "0"]) == 0
+    assert "database schema is current" in capsys.readouterr().out
 
 
 def test_compose_runs_postgres_a_scheduler_two_dispatchers_and_the_api() -> None:

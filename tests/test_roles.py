@@ -114,6 +114,8 @@ def test_a_viewer_changes_nothing_by_any_form_or_crafted_post(app, who: str) -> 
     assert state(runtime) == before
     page = client.get("/web/holder?id=E1").text  # the page does not offer what the role cannot do
     assert 'action="/web/holder/renewal' not in page and 'action="/web/holder/delete' not in page
+    assert 'href="/web/upload"' not in client.get("/web/").text
+    assert 'action="/web/team/test-message"' not in client.get("/web/team").text
     assert client.get("/web/upload").status_code == 403
     for path in ADMIN_PAGES:
         assert client.get(path).status_code == 403

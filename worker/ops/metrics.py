@@ -89,6 +89,8 @@ class Snapshot:
     oldest_due_age: float
     attempts: dict[str, int]
     retries: int
+    # (notifier, outcome) -> attempts: sends and failures by provider and class, for the dashboard
+    attempts_by_notifier: dict[tuple[str, str], int] = field(default_factory=dict)
     latencies: dict[str, list[float]] = field(default_factory=dict)  # by notifier
     dispatcher_heartbeat_age: float | None = None
     last_dispatch_age: float | None = None
@@ -132,13 +134,15 @@ def read_snapshot(session: Session, now: datetime, zone: ZoneInfo) -> Snapshot:
         .where(Notification.status == NoteStatus.PENDING, Notification.next_attempt_at <= now)
     ).one()
     attempts: dict[str, int] = {}
+    by_notifier: dict[tuple[str, str], int] = {}
     retries = 0
-    for outcome, count, beyond_first in session.execute(
-        select(DeliveryAttempt.outcome, func.count(),
+    for notifier, outcome, count, beyond_first in session.execute(
+        select(DeliveryAttempt.notifier, DeliveryAttempt.outcome, func.count(),
                func.coalesce(func.sum(case((DeliveryAttempt.attempt_no > 1, 1), else_=0)), 0))
-        .group_by(DeliveryAttempt.outcome)
+        .group_by(DeliveryAttempt.notifier, DeliveryAttempt.outcome)
     ):
-        attempts[outcome] = int(count)
+        attempts[outcome] = attempts.get(outcome, 0) + int(count)
+        by_notifier[(notifier, outcome)] = int(count)
         retries += int(beyond_first)
     newest_id = session.scalar(select(func.max(DeliveryAttempt.id))) or 0
     latencies: dict[str, list[float]] = {}
@@ -165,6 +169,7 @@ def read_snapshot(session: Session, now: datetime, zone: ZoneInfo) -> Snapshot:
         # Rows deferred to the send window or a retry are not due, so they do not count.
         oldest_due_age=age_seconds(oldest_due, now) or 0.0,
         attempts=attempts,
+        attempts_by_notifier=by_notifier,
         retries=retries,
         latencies=latencies,
         dispatcher_heartbeat_age=age_seconds(freshest_dispatcher_heartbeat(session), now),
@@ -224,6 +229,12 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     for outcome in sorted({*OUTCOMES, *s.attempts}):
         attempts.add_metric([outcome], s.attempts.get(outcome, 0))
     yield attempts
+    per_provider = CounterMetricFamily("permit_delivery_attempts_by_notifier",
+                                       "Delivery attempts by notifier (provider) and outcome.",
+                                       labels=["notifier", "outcome"])
+    for (notifier, outcome), count in sorted(s.attempts_by_notifier.items()):
+        per_provider.add_metric([notifier, outcome], count)
+    yield per_provider
     yield CounterMetricFamily("permit_delivery_retries", "Delivery attempts beyond a notification's first.",
                               value=s.retries)
 
