@@ -292,3 +292,18 @@ def test_a_long_import_shows_progress_on_a_terminal_and_nothing_in_a_pipe(tmp_pa
     assert b"checking the roster" in seen and b"writing to the registry" in seen and b"100%" in seen
     piped = subprocess.run([*cli, "holders", "import", str(path), "--team", "acme"], env=env, capture_output=True)
     assert piped.returncode == 0 and b"checking" not in piped.stderr and b"writing" not in piped.stderr
+
+
+def test_demo_seed_prints_a_sign_in_token_that_opens_the_hr_pages(workdir: Path, capsys) -> None:
+    import re
+
+    assert main(["db", "upgrade"]) == 0
+    assert main(["demo", "seed"]) == 0
+    printed = capsys.readouterr().out
+    assert "reminder(s) due today enqueued" in printed and "用团队令牌登录 / Sign in with a team token" in printed
+    token = re.search(r"(pwt_[A-Za-z0-9_-]+)", printed)
+    assert token
+    client = TestClient(create_app(Runtime(Settings())), follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/web/login").text).group(1)  # type: ignore[union-attr]
+    assert client.post("/web/login", data={"csrf": csrf, "token": token.group(1)}).status_code == 303
+    assert client.get("/web/").status_code == 200

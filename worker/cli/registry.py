@@ -321,4 +321,5 @@ def demo_seed(app: App, team_slug: str, sign_in_url: str) -> None:
         uow.commit()
     out(f"seeded team {team_slug}: {report.created} new, {report.updated + report.unchanged} existing; "
         f"{report.enqueued} reminder(s) due today enqueued (they go out between 09:00 and 20:00 Shanghai time)")
-    out(f"HR pages: {sign_in_url} — sign in with the {team_slug} team's token: {token}")
+    out(f"HR pages: {sign_in_url} — under \"用团队令牌登录 / Sign in with a team token\", the {team_slug} team's "
+        f"token: {token}")

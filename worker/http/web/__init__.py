@@ -1,4 +1,4 @@
-"""Server-rendered pages for HR under /web: sign in with the team token, see who must act,
+"""Server-rendered pages for HR under /web: sign in (a named account, or a team token), see who must act,
 import the roster with a preview, confirm renewals, export. Jinja2 and plain forms, no build step.
 """
 
