@@ -126,18 +126,16 @@ def import_rows(uow: UnitOfWork, team: Team, rows: Iterable[RosterRow], key_sett
 
 
 def _audit_rows(uow: UnitOfWork, team: Team, part: ImportSummary) -> None:
-    """One entry per holder a roster (or an API body, a form) created or changed, in bulk."""
-    touched = part.created + [c.external_id for c in part.changes]
-    if not touched:
+    """One entry per holder a roster (or an API body, a form) created or changed. The created
+    ones (all of a first import: 100k rows) go in by INSERT ... SELECT, no Python per row."""
+    audit.record_created(uow.session, team.id, uow.actor, part.created, uow.now)
+    if not part.changes:
         return
-    ids = records.holder_ids(uow.session, team, touched)
-    now = uow.now
-    rows = [audit.row(team.id, uow.actor, "holder.created", holder_id=ids.get(e), holder=e, at=now)
-            for e in part.created]
-    rows += [audit.row(team.id, uow.actor, "holder.updated", holder_id=ids.get(c.external_id), holder=c.external_id,
-                       changes=audit.field_changes(c.changes) | ({"renewed": True} if c.renewed else {}), at=now)
-             for c in part.changes]
-    audit.record_many(uow.session, rows)
+    ids = records.holder_ids(uow.session, team, [c.external_id for c in part.changes])
+    audit.record_many(uow.session, [
+        audit.row(team.id, uow.actor, "holder.updated", holder_id=ids.get(c.external_id), holder=c.external_id,
+                  changes=audit.field_changes(c.changes) | ({"renewed": True} if c.renewed else {}), at=uow.now)
+        for c in part.changes])
 
 
 def save_holder(uow: UnitOfWork, team: Team, row: RosterRow, key_setting: str | None, *,
