@@ -13,16 +13,16 @@ classification of what went wrong on the wire.
 from __future__ import annotations
 
 import json
-import socket
-from collections import deque
-from collections.abc import Iterator
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from notifiers.base import SendResult
+
+# One reading of failed HTTP calls for every provider: the cause chain, "did a byte leave?", and
+# a short cause with type names and errno only (never the text: it holds the URL and its token).
+from notifiers.net_errors import failed_before_sending, root_reason
 
 # Kept-alive connections per host: at least the number of concurrent sending threads.
 POOL_SIZE = 32
@@ -40,37 +40,6 @@ def encode_json(payload: dict[str, Any]) -> bytes:
 
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
-
-
-def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    """exc and everything it wraps: __cause__/__context__, exception args, urllib3's .reason."""
-    seen: set[int] = set()
-    pending: deque[BaseException] = deque([exc])
-    while pending:
-        current = pending.popleft()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        pending.extend(item for item in linked if isinstance(item, BaseException))
-
-
-def failed_before_sending(exc: BaseException) -> bool:
-    # urllib3's NewConnectionError and NameResolutionError subclass ConnectTimeoutError: no
-    # connection was made, so no byte of the request left.
-    before = (ConnectTimeoutError, ConnectionRefusedError, socket.gaierror)
-    return any(isinstance(item, before) for item in _exception_chain(exc))
-
-
-def root_reason(exc: BaseException) -> str:
-    """A short cause like "NewConnectionError: [Errno 111] Connection refused", without URLs."""
-    chain = list(_exception_chain(exc))
-    wrappers = (requests.exceptions.RequestException, MaxRetryError)
-    names = [type(item).__name__ for item in chain if not isinstance(item, wrappers)]
-    errno_text = next((f"[Errno {e.errno}] {e.strerror}" for e in chain if isinstance(e, OSError) and e.strerror), "")
-    name = names[0] if names else type(exc).__name__
-    return f"{name}: {errno_text}" if errno_text else name
 
 
 def request_failure(exc: Exception, service: str, timeout: float, *, side_effect: bool = True) -> SendResult:

@@ -114,8 +114,8 @@ def _deadline(stage: str, expires_on: date, policy: Policy) -> tuple[date, str]:
     return (dates[kind], kind) if kind in dates else (expires_on, "expires_on")
 
 
-def _candidates(session: Session, team_id: int, evaluator: Evaluator,
-                now: datetime) -> dict[int, tuple[HolderLike, Evaluation]]:
+def _candidates(session: Session, team_id: int, evaluator: Evaluator, now: datetime,
+                failed: set[int]) -> dict[int, tuple[HolderLike, Evaluation]]:
     """Who may need attention, by bounded reads (STAGE_COLUMNS rows): holders in the overdue and
     in-person stages (only their expiry windows are read), failed deliveries, opt-outs."""
     found: dict[int, tuple[HolderLike, Evaluation]] = {}
@@ -123,7 +123,7 @@ def _candidates(session: Session, team_id: int, evaluator: Evaluator,
         found.update((row.id, (row, ev)) for row, ev in in_stage(session, team_id, evaluator, stage))
     no_email = or_(Holder.email.is_(None), Holder.email == "")
     others = session.execute(select(*STAGE_COLUMNS).where(Holder.team_id == team_id, or_(
-        Holder.id.in_(_failed_holders(session, team_id)),
+        Holder.id.in_(failed),
         and_(Holder.sms_opted_out_at.is_not(None), or_(no_email, Holder.sms_opted_out_at >= now - OPT_OUT_NOTICE)))))
     for row in others:
         if row.id not in found:
@@ -143,7 +143,7 @@ def overview(session: Session, team_id: int, runtime: Runtime, now: datetime) ->
     result = Overview(today=today, total=sum(counts.values()), counts=dict(counts))
     deadlines: dict[tuple[str, date], tuple[date, str]] = {}
     pending: list[tuple[int, int, str, int, list[str], date, str]] = []
-    for holder_id, (row, ev) in _candidates(session, team_id, evaluator, now).items():
+    for holder_id, (row, ev) in _candidates(session, team_id, evaluator, now, failed).items():
         why = []
         if ev.stage in (EXPIRED_GRACE, ACCUMULATION_RESET):
             why.append("overdue")
