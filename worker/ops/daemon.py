@@ -7,7 +7,8 @@ A second signal forces the exit; any row claimed then is released when its lease
 
 A role picks the jobs: "scheduler" (scan, scan watch, HR digest), "dispatcher" (sending only) or
 "all" (both, the single-process default). Production runs one scheduler and N dispatchers; the
-database claims make any mix safe, roles only keep the scan and the digest off the senders.
+database claims make any mix safe, roles only keep the scan and the digest off the senders. A
+city-sized registry runs several schedulers: one claims the day, the others share its slices.
 Every daemon keeps a heartbeat row (worker.ops.heartbeat) that /healthz and /metrics read.
 """
 
@@ -32,7 +33,7 @@ from worker.ops.heartbeat import Heartbeat
 from worker.ops.retention import prune
 from worker.ops.runtime import Runtime
 from worker.planning.points import scan_points
-from worker.planning.scan import scan
+from worker.planning.scan import help_with_scan, scan
 from worker.planning.scan_runs import claim_scan_day, keeping_claim, last_finished_before, scan_ran_on
 from worker.store.maintenance import vacuum_holders
 from worker.store.models import utcnow
@@ -75,17 +76,24 @@ class Daemon:
         day = now.astimezone(self.settings.tz).date()
         if not claim_scan_day(self.runtime.factory, day, self.dispatcher.worker_id, now):
             log.info("scan.claimed_elsewhere", scan_date=day.isoformat())
+            # Another scheduler replica scans today: share its slices (nothing, once it is done).
+            helped = help_with_scan(self.runtime.factory, self.runtime.policy, self.settings.tz,
+                                    self.dispatcher.worker_id, now=now, should_stop=self.stopping.is_set)
+            if helped.holders_seen:
+                log.info("scan.shared", scan_date=day.isoformat(), holders=helped.holders_seen,
+                         enqueued=len(helped.enqueued), seconds=round(helped.seconds, 3))
             return
         since = last_finished_before(self.runtime.factory, day)  # before this scan records itself
         with keeping_claim(self.runtime.factory, day, self.dispatcher.worker_id):
             report = scan(self.runtime.factory, self.runtime.policy, self.settings.tz, now=now,
-                          should_stop=self.stopping.is_set)
+                          should_stop=self.stopping.is_set, worker_id=self.dispatcher.worker_id)
             points = scan_points(self.runtime.factory, self.settings.tz, now=now, policy=self.runtime.policy,
                                  since=since)
         if points:
             log.info("scan.points_enqueued", enqueued=len(points))
         log.info("scan.finished", scan_date=report.scan_date.isoformat(), holders=report.holders_seen,
                  enqueued=len(report.enqueued), no_contact=report.no_contact, interrupted=report.interrupted,
+                 shared_holders=report.shared_seen, shared_enqueued=report.shared_enqueued,
                  replanned=report.replanned,
                  seconds=round(report.seconds, 3))
         if report.holders_seen and not self.stopping.is_set():

@@ -13,6 +13,8 @@ straightforward ORM scan, the benchmark's baseline (benchmarks/README.md).
 
 from __future__ import annotations
 
+import os
+import socket
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +40,16 @@ from worker.planning.outbox import (
     next_due_on,
 )
 from worker.planning.scan_runs import record_scan_run
+from worker.planning.scan_slices import (
+    PLAN_WAIT,
+    Slice,
+    close_scan,
+    finish_slice,
+    help_with_slices,
+    plan_slices,
+    wait_for_slices,
+    work_slices,
+)
 from worker.store.bulk import any_of, set_next_due_on
 from worker.store.db import unit_of_work
 from worker.store.models import AppMeta, Holder, Team, utcnow
@@ -61,6 +73,9 @@ class ScanReport:
     # Holders re-planned on the full path because the policy changed (or on demand); None when
     # the scan did not take that path.
     replanned: int | None = None
+    # What other scheduler replicas did of this scan (its slices they worked).
+    shared_seen: int = 0
+    shared_enqueued: int = 0
 
 
 _DIGEST_KEY = "planned_policy_digest"
@@ -97,6 +112,7 @@ def scan(
     naive: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
     record: bool = True,
+    worker_id: str | None = None,
 ) -> ScanReport:
     """Scan the registry. `today` pins every holder's day (CLI --today); otherwise each holder's
     today is `now` in their own time zone.
@@ -110,12 +126,12 @@ def scan(
     # Every log line of this scan (the planner's, the outbox's, the events') names its day.
     with structlog.contextvars.bound_contextvars(scan=(today or now.astimezone(default_zone).date()).isoformat()):
         return _scan(factory, policy, default_zone, today=today, now=now, dry_run=dry_run, full=full, naive=naive,
-                     should_stop=should_stop, record=record)
+                     should_stop=should_stop, record=record, worker_id=worker_id or default_worker_id())
 
 
 def _scan(factory: sessionmaker[Session], policy: Policy, default_zone: ZoneInfo, *, today: date | None,
           now: datetime, dry_run: bool, full: bool, naive: bool, should_stop: Callable[[], bool],
-          record: bool) -> ScanReport:
+          record: bool, worker_id: str) -> ScanReport:
     started = perf_counter()
     real_today = now.astimezone(default_zone).date()
     report = ScanReport(scan_date=today or real_today, dry_run=dry_run)
@@ -134,11 +150,18 @@ def _scan(factory: sessionmaker[Session], policy: Policy, default_zone: ZoneInfo
             log.info("scan.replanned", reason="policy changed" if stale else "requested", holders=report.replanned,
                      enqueued=len(report.enqueued), interrupted=report.interrupted)
         if not report.interrupted:
-            _due_scan(factory, planner, _due_filter(today, now, real_today), report, keep_schedule, should_stop)
+            _due_scan(factory, planner, _due_filter(today, now, real_today), report, keep_schedule, should_stop,
+                      worker_id)
     if record and not dry_run and not report.interrupted:
-        record_scan_run(factory, report.scan_date, report.holders_seen, len(report.enqueued), now)
+        record_scan_run(factory, report.scan_date, report.holders_seen + report.shared_seen,
+                        len(report.enqueued) + report.shared_enqueued, now)
     report.seconds = perf_counter() - started
     return report
+
+
+def default_worker_id() -> str:
+    """Names this process in the slices it works (the daemon passes its dispatcher's id)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _due_filter(today: date | None, now: datetime, real_today: date) -> ColumnElement[bool]:
@@ -157,31 +180,83 @@ def _due_filter(today: date | None, now: datetime, real_today: date) -> ColumnEl
 
 
 def _due_scan(factory: sessionmaker[Session], planner: TouchPlanner, due: ColumnElement[bool], report: ScanReport,
-              keep_schedule: bool, should_stop: Callable[[], bool]) -> None:
+              keep_schedule: bool, should_stop: Callable[[], bool], worker_id: str) -> None:
     """The O(due) path: who is due, from the next_due_on index in one query; then their rows in
-    id-ordered batches.
+    id-ordered batches. A real scan files the batches as slices (worker/planning/scan_slices.py)
+    that other scheduler replicas help to work; a dry run or a simulated day works them here.
 
     Paging with `id > last ORDER BY id LIMIT n` instead let the planner walk the primary key
     (SQLite: the whole table for a day with nothing due) or redo the whole index range and a
     sort for every batch (PostgreSQL). The ids are kept in a compact array: 8 bytes a holder.
     """
+    work = _slice_worker(planner, due, report, keep_schedule, None if report.dry_run or keep_schedule else worker_id)
+    if not (report.dry_run or keep_schedule):
+        # A slice left by a claimant that died is still due work: taken before the new read.
+        work_slices(factory, report.scan_date, work, should_stop)
     with unit_of_work(factory) as session:
         # No ORDER BY: it would tempt SQLite into the primary key again. Sorted here instead.
         due_ids = array("q", sorted(session.scalars(select(Holder.id).where(due))))
-    for start in range(0, len(due_ids), BATCH):
-        if should_stop():
+    if report.dry_run or keep_schedule:
+        for start in range(0, len(due_ids), BATCH):
+            if should_stop():
+                report.interrupted = True
+                return
+            with unit_of_work(factory) as session:
+                work(session, Slice("", start, due_ids[start:start + BATCH].tolist()))
+                if report.dry_run:
+                    session.rollback()
+    else:
+        scan_id = plan_slices(factory, report.scan_date, due_ids, BATCH)
+        seen_here, enqueued_here = report.holders_seen, len(report.enqueued)
+        work_slices(factory, report.scan_date, work, should_stop)
+        if not wait_for_slices(factory, report.scan_date, scan_id, work, should_stop):
             report.interrupted = True
             return
-        with unit_of_work(factory) as session:
-            ids = due_ids[start:start + BATCH].tolist()
-            # `due` again: another replica may have handled some of them meanwhile.
-            batch = session.execute(select(*DUE_COLUMNS).join(Team).where(any_of(session, Holder.id, ids), due)
-                                    .order_by(Holder.id)).all()
-            _due_batch(session, batch, planner, report, keep_schedule)
-            if report.dry_run:
-                session.rollback()
+        seen, enqueued = close_scan(factory, scan_id)
+        # What other replicas did of this scan's slices (this process may also have worked
+        # another scan's leftovers, so never below zero).
+        report.shared_seen = max(0, seen - (report.holders_seen - seen_here))
+        report.shared_enqueued = max(0, enqueued - (len(report.enqueued) - enqueued_here))
     if should_stop():  # as before: a stop requested during the last batch still counts
         report.interrupted = True
+
+
+def _slice_worker(planner: TouchPlanner, due: ColumnElement[bool], report: ScanReport, keep_schedule: bool,
+                  worker_id: str | None) -> Callable[[Session, Slice], bool]:
+    """Plan one slice of due holders in the caller's transaction, and (with a `worker_id`) mark
+    it done there too. False when another replica finished it first: the caller rolls back, and
+    the report forgets what this attempt counted."""
+
+    def work(session: Session, piece: Slice) -> bool:
+        seen, enqueued = report.holders_seen, len(report.enqueued)
+        # `due` again: another replica (or a holder's write) may have moved some of them meanwhile.
+        batch = session.execute(select(*DUE_COLUMNS).join(Team).where(any_of(session, Holder.id, piece.ids), due)
+                                .order_by(Holder.id)).all()
+        _due_batch(session, batch, planner, report, keep_schedule)
+        if worker_id is None or finish_slice(session, piece, worker_id, report.holders_seen - seen,
+                                             len(report.enqueued) - enqueued):
+            return True
+        report.holders_seen = seen
+        del report.enqueued[enqueued:]
+        return False
+
+    return work
+
+
+def help_with_scan(factory: sessionmaker[Session], policy: Policy, default_zone: ZoneInfo, worker_id: str, *,
+                   now: datetime | None = None, should_stop: Callable[[], bool] = lambda: False,
+                   plan_wait: timedelta = PLAN_WAIT) -> ScanReport:
+    """A scheduler replica that lost today's scan to another: help work its slices."""
+    now = now or utcnow()
+    real_today = now.astimezone(default_zone).date()
+    report = ScanReport(scan_date=real_today, dry_run=False)
+    started = perf_counter()
+    planner = TouchPlanner(policy, default_zone, now)
+    work = _slice_worker(planner, _due_filter(None, now, real_today), report, False, worker_id)
+    with structlog.contextvars.bound_contextvars(scan=real_today.isoformat()):
+        help_with_slices(factory, real_today, work, should_stop, plan_wait)
+    report.seconds = perf_counter() - started
+    return report
 
 
 def _full_scan(factory: sessionmaker[Session], planner: TouchPlanner, report: ScanReport, keep_schedule: bool,

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -192,7 +193,9 @@ class Holder(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    # No index of its own: the unique key and ix_holders_team_expiry both lead with team_id, and
+    # every scan's UPDATE of next_due_on maintained the third copy (migration 0012).
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20))  # E.164
@@ -251,7 +254,8 @@ class Notification(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id", ondelete="CASCADE"), index=True)
+    # Reads by holder use the unique key, which leads with holder_id (no second index to maintain).
+    holder_id: Mapped[int] = mapped_column(ForeignKey("holders.id", ondelete="CASCADE"))
     cycle_expires_on: Mapped[date] = mapped_column(Date)
     stage: Mapped[str] = mapped_column(String(32))
     touch_day: Mapped[int] = mapped_column(Integer)
@@ -385,6 +389,30 @@ class ScanRun(Base):
     holders_seen: Mapped[int] = mapped_column(Integer, default=0)
     enqueued: Mapped[int] = mapped_column(Integer, default=0)
     runs: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ScanSlice(Base):
+    """One share of a day's scan: a run of due holder ids (in id order), planned by the replica
+    that claimed the day, worked by whichever scheduler replica locks it first
+    (worker/planning/scan_slices.py). Worked and marked done in one transaction, so a replica
+    killed mid-slice leaves it pending for another."""
+
+    __tablename__ = "scan_slices"
+    __table_args__ = (Index("ix_scan_slices_day_status", "scan_date", "status"),)
+
+    scan_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slice_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_date: Mapped[date] = mapped_column(Date)
+    first_id: Mapped[int] = mapped_column(Integer)
+    last_id: Mapped[int] = mapped_column(Integer)
+    # The slice's due ids, 8 bytes each (array("q")): read once by the planner, not re-read per slice.
+    holder_ids: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    done_by: Mapped[str | None] = mapped_column(String(100))
+    holders_seen: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class WorkerHeartbeat(Base):
