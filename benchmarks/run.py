@@ -422,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--big", action="store_true", help="also 1M-holder registries (the issue's targets)")
+    parser.add_argument("--city", action="store_true",
+                        help="PostgreSQL only: 1M and 10M registries, 1/2/4 scheduler processes, a 1M-row import")
+    parser.add_argument("--city-sizes", default="1000000,10000000", help=argparse.SUPPRESS)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="sqlite,postgresql (default both)")
     parser.add_argument("--pg-url", default=os.environ.get("PERMIT_BENCH_POSTGRES_URL") or DEFAULT_PG)
     parser.add_argument("--workdir", type=Path, default=None, help="for SQLite files and rosters (default: a temp dir)")
@@ -452,7 +455,19 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     load_before = load()
     started = time.perf_counter()
-    for backend in backends:
+    if args.city:
+        from benchmarks.city import city, city_import
+
+        if "postgresql" not in backends:
+            notes.append("--city needs PostgreSQL")
+        else:
+            backends = ["postgresql"]
+            if not args.skip_scan:
+                city(report, sys.modules[__name__], day, workdir, args.pg_url,
+                     tuple(int(x) for x in args.city_sizes.split(",")))
+            if not args.skip_import:
+                city_import(report, sys.modules[__name__], day, workdir, args.pg_url)
+    for backend in ([] if args.city else backends):
         if not args.skip_scan:
             for size in sizes:
                 registry_and_scans(report, backend, size, day, workdir, args.pg_url, args.repeat)
@@ -461,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_team_reads:
             team_reads(report, backend, workdir, args.pg_url, day)
     # Dispatch last: it is the part being reworked concurrently; everything else is measured first.
-    if not args.skip_dispatch:
+    if not args.skip_dispatch and not args.city:
         for backend in backends:
             dispatch(report, backend, workdir, args.pg_url)
     print("machine:")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import data
+from benchmarks.city import CITY_STEPS
 
 
 def build(url: str, holders: int, day: str, copy_to: str | None = None) -> dict[str, Any]:
@@ -249,6 +250,9 @@ def team_reads(url: str, rounds: int = 20) -> dict[str, Any]:
 
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {"build": build, "scan": scan, "dispatch": dispatch,
                                                    "team_reads": team_reads}
+
+
+STEPS.update(CITY_STEPS)
 
 
 def main(argv: list[str]) -> None:

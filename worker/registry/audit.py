@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from worker.store.models import AuditEntry, Holder, UTCDateTime
+from worker.store.bulk import insert_many, table_of
+from worker.store.models import AuditEntry
 from worker.store.privacy import mask_text
 
 SYSTEM = "system"
@@ -69,14 +70,17 @@ def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
         session.execute(insert(AuditEntry), rows)
 
 
-def record_created(session: Session, team_id: int, actor: str, external_ids: list[str], at: datetime) -> None:
-    """`holder.created` for each of the team's holders named, straight from the holders table."""
-    for start in range(0, len(external_ids), 2000):
-        chosen = select(Holder.team_id, literal(at, UTCDateTime()), literal(actor), literal("holder.created"),
-                        Holder.id, Holder.external_id, literal("{}")).where(
-            Holder.team_id == team_id, Holder.external_id.in_(external_ids[start:start + 2000]))
-        session.execute(insert(AuditEntry).from_select(
-            ["team_id", "at", "actor", "action", "holder_id", "holder", "changes"], chosen))
+def record_created(session: Session, team_id: int, actor: str, holder_ids: list[int], external_ids: list[str],
+                   at: datetime) -> None:
+    """`holder.created` for each new holder (ids and external ids as the insert returned them), in
+    one set-based insert: no read of the holders (the rows of an import's own transaction are
+    unknown to PostgreSQL's statistics, and a lookup of them planned as a scan of the table)."""
+    if holder_ids:
+        insert_many(session, table_of(AuditEntry), [
+            {"team_id": team_id, "actor": actor, "action": "holder.created", "holder_id": holder_id,
+             "holder": external_id, "changes": "{}"}
+            for holder_id, external_id in zip(holder_ids, external_ids, strict=True)], ("id",), ("id",),
+            stamped=("at",), at=at)
 
 
 def scrub_holder(session: Session, holder_id: int) -> int:

@@ -80,6 +80,7 @@ class ImportSummary:
     """One chunk's (or a whole small file's) outcome, row by row."""
 
     created: list[str] = field(default_factory=list)
+    created_ids: list[int] = field(default_factory=list)  # the new holders' ids, in `created`'s order
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     renewed: list[str] = field(default_factory=list)
@@ -125,7 +126,7 @@ def import_roster(session: Session, team: Team, rows: Iterable[RosterRow], key_s
     total = ImportSummary()
 
     def collect(part: ImportSummary) -> None:
-        for name in ("created", "updated", "unchanged", "renewed", "changes", "events"):
+        for name in ("created", "created_ids", "updated", "unchanged", "renewed", "changes", "events"):
             getattr(total, name).extend(getattr(part, name))
 
     import_roster_chunked(session, team, rows, key_setting, collect, allow_earlier_expiry=allow_earlier_expiry)
@@ -149,6 +150,11 @@ def import_roster_chunked(session: Session, team: Team, rows: Iterable[RosterRow
         # array parameter" then filtered every row of the table per chunk (seconds a chunk,
         # growing as the import went). Plans made for the actual values stay on the indexes.
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        # And the statistics still say the table is as small as before the import (on a team's
+        # first import, empty), so the planner read back each chunk's new rows by scanning the
+        # whole table: every chunk slower than the last (a 1M-row file took minutes more than ten
+        # times a 100k one). Every read here is by a key with an index.
+        session.execute(text("SET LOCAL enable_seqscan = off"))
     key = fingerprint_key(session, key_setting)
     # A team's first import has nobody to look up: its rows go straight in. Otherwise existing
     # holders are looked up first, not found by a failed insert: on PostgreSQL every insert that
@@ -201,6 +207,7 @@ def _import_chunk(session: Session, team: Team, rows: list[RosterRow], key: byte
     for row in rows:
         if row.external_id in created:
             summary.created.append(row.external_id)
+            summary.created_ids.append(created[row.external_id])
             registered.append(created[row.external_id])
             continue
         holder = existing.get(row.external_id)

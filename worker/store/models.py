@@ -204,7 +204,8 @@ class Holder(Base):
     # Nothing is sent to the holder up to and including this day (holders pause); HR still sees them.
     paused_until: Mapped[date | None] = mapped_column(Date)
     pause_reason: Mapped[str | None] = mapped_column(String(200))
-    expires_on: Mapped[date] = mapped_column(Date, index=True)
+    # Indexed only with the team (ix_holders_team_expiry): every read by expiry is a team's.
+    expires_on: Mapped[date] = mapped_column(Date)
     housing_type: Mapped[str | None] = mapped_column(String(16))
     rental_registration_ends_on: Mapped[date | None] = mapped_column(Date)
     address_fingerprint: Mapped[str | None] = mapped_column(String(64))

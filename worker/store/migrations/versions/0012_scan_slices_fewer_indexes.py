@@ -1,6 +1,7 @@
-"""City scale: scan slices, so several scheduler replicas share one day's scan; and two indexes
-fewer on the hottest tables (each duplicated the leading column of a unique key, and every
-scan's UPDATE of next_due_on, every import and every outbox insert maintained it).
+"""City scale: scan slices, so several scheduler replicas share one day's scan; and three indexes
+fewer on the hottest tables, which every scan's UPDATE of next_due_on, every import and every
+outbox insert maintained: two duplicated the leading column of a unique key, and the holders'
+expiry alone is never read (every read by expiry is a team's, through ix_holders_team_expiry).
 
 Revision ID: 0012
 Revises: 0011
@@ -36,6 +37,7 @@ def upgrade() -> None:
     op.create_index('ix_scan_slices_day_status', 'scan_slices', ['scan_date', 'status'])
     with op.batch_alter_table('holders') as batch_op:
         batch_op.drop_index('ix_holders_team_id')
+        batch_op.drop_index('ix_holders_expires_on')  # every read by expiry is a team's: ix_holders_team_expiry
     with op.batch_alter_table('notifications') as batch_op:
         batch_op.drop_index('ix_notifications_holder_id')
 
@@ -45,5 +47,6 @@ def downgrade() -> None:
         batch_op.create_index('ix_notifications_holder_id', ['holder_id'], unique=False)
     with op.batch_alter_table('holders') as batch_op:
         batch_op.create_index('ix_holders_team_id', ['team_id'], unique=False)
+        batch_op.create_index('ix_holders_expires_on', ['expires_on'], unique=False)
     op.drop_index('ix_scan_slices_day_status', table_name='scan_slices')
     op.drop_table('scan_slices')
