@@ -183,7 +183,8 @@ def city_import(report: Any, run: Any, day: str, workdir: Path, pg_url: str) -> 
     """A 1M-row roster into an empty PostgreSQL registry through the CLI, and 100k rows beside it
     (memory must not grow with the file)."""
     backend = "postgresql"
-    env = {"PERMIT_LOG_LEVEL": "WARNING", "PERMIT_LOG_FORMAT": "json"}
+    # A PostgreSQL registry needs a configured fingerprint key (a benchmark-only value, not a secret).
+    env = {"PERMIT_LOG_LEVEL": "WARNING", "PERMIT_LOG_FORMAT": "json", "PERMIT_FINGERPRINT_KEY": "benchmark-only-key"}
     rss: dict[int, float] = {}
     for rows in (100_000, 1_000_000):
         tag = f"{rows // 1000}k" if rows < 1_000_000 else "1M"

@@ -288,7 +288,8 @@ def imports(report: Report, backend: str, workdir: Path, pg_url: str, day: str, 
 
     from benchmarks.data import fresh_database, write_roster_csv
 
-    env = {"PERMIT_LOG_LEVEL": "WARNING", "PERMIT_LOG_FORMAT": "json"}
+    # A PostgreSQL registry needs a configured fingerprint key (a benchmark-only value, not a secret).
+    env = {"PERMIT_LOG_LEVEL": "WARNING", "PERMIT_LOG_FORMAT": "json", "PERMIT_FINGERPRINT_KEY": "benchmark-only-key"}
     peak: dict[int, float] = {}
     for rows in (10_000, 100_000):
         tag = f"{rows // 1000}k"
