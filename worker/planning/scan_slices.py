@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.store.bulk import is_postgresql, table_of
 from worker.store.db import rows_changed, unit_of_work
 from worker.store.models import ScanRun, ScanSlice, utcnow
-from worker.store.statuses import ScanRunStatus
+from worker.store.statuses import ScanRunStatus, ScanSliceStatus
 
 log = structlog.get_logger("worker.scan_slices")
 
@@ -39,7 +39,7 @@ SLICE = 2000
 # takes well under a second; after a policy change the claimant re-plans everyone first).
 PLAN_WAIT = timedelta(seconds=30)
 POLL_SECONDS = 0.05
-PENDING, DONE = "pending", "done"
+PENDING, DONE = ScanSliceStatus.PENDING, ScanSliceStatus.DONE
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from worker.store.statuses import DigestStatus, NoteStatus, ScanRunStatus
+from worker.store.statuses import DigestStatus, NoteStatus, ScanRunStatus, ScanSliceStatus
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -408,7 +408,7 @@ class ScanSlice(Base):
     last_id: Mapped[int] = mapped_column(Integer)
     # The slice's due ids, 8 bytes each (array("q")): read once by the planner, not re-read per slice.
     holder_ids: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=ScanSliceStatus.PENDING.value)
     done_by: Mapped[str | None] = mapped_column(String(100))
     holders_seen: Mapped[int] = mapped_column(Integer, default=0)
     enqueued: Mapped[int] = mapped_column(Integer, default=0)

@@ -26,6 +26,13 @@ class ScanRunStatus(StrEnum):
     FINISHED = "finished"
 
 
+class ScanSliceStatus(StrEnum):
+    """scan_slices.status: one share of a day's scan."""
+
+    PENDING = "pending"
+    DONE = "done"
+
+
 class DigestStatus(StrEnum):
     """digest_runs.status: one team's HR digest for one day."""
 
