@@ -255,7 +255,7 @@ def test_a_row_taken_by_a_concurrent_import_is_updated_not_lost(factory: session
 
 def test_the_bare_mobile_shortcut_parses_exactly_as_phonenumbers_does() -> None:
     # Every 4-digit prefix the shortcut takes, with suffixes at both ends and in between.
-    from worker.registry.roster import _BARE_MOBILE_SHAPE
+    from worker.registry.phones import _BARE_MOBILE_SHAPE
 
     checked = 0
     for prefix in range(1000, 2000):

@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from notifiers.base import Message, Notifier, SendResult, SmsTemplate
 from schedules.messages import MessageContext, message_fields, normalize_locale
 from schedules.sms_templates import FALLBACK, TemplateSet
+from worker.registry.phones import normalize_phone
 from worker.registry.records import EMAIL, BadInput
-from worker.registry.roster import normalize_phone, normalize_wecom_userid
+from worker.registry.roster import normalize_wecom_userid
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,13 @@ import io
 import pickle
 import re
 import tempfile
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, Any, BinaryIO, Self, TextIO
 
-import phonenumbers
-
+from worker.registry.phones import normalize_phone
 from worker.store.privacy import CONTROL_REASON, control_characters
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
@@ -57,12 +55,6 @@ _MAX_LEN: dict[str, int] = {"external_id": 64, "name": 200, "address": 500, "emp
 _WECOM_USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-@.]{0,63}")
 # ASCII digits only: `\d` would also admit e.g. Arabic-Indic digits, which `int()` happily parses.
 _DATE_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})|([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})")
-# Checked before phonenumbers sees the text, because phonenumbers maps letters to keypad digits.
-_PHONE_RE = re.compile(r"\+?[0-9]+")
-_PHONE_SEPARATORS = re.compile(r"[\s\-]+")
-# A bare 11-digit national mobile number as HR types it, minus the prefixes phonenumbers would
-# treat specially for CN (11x, 12x and 179 begin carrier-selection codes): see normalize_phone.
-_BARE_MOBILE_SHAPE = re.compile(r"1(?:[3-689][0-9]|7[0-8])[0-9]{8}")
 # Bytes read at a time when checking a file's encoding.
 _READ_CHUNK = 1 << 20
 # Validated rows per pickle in a spooled roster.
@@ -173,31 +165,6 @@ def decode_roster(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     raise RosterError([RowError(0, "file", "not UTF-8 or GBK text")])
-
-
-def normalize_phone(raw: str) -> str:
-    # NFKC turns full-width digits and plus signs (common from Chinese IMEs) into ASCII.
-    text = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", raw))
-    if not _PHONE_RE.fullmatch(text):
-        raise ValueError("not a mainland China mobile number")
-    if _BARE_MOBILE_SHAPE.fullmatch(text):
-        # What phonenumbers.parse(text, "CN") returns for this shape, without its general
-        # machinery (most of a roster's validation time): no IDD or "86" prefix to strip, and
-        # no carrier code (CN strips 11x/12x/179xx ones, excluded by the shape). Checked against
-        # parse() prefix by prefix in tests/test_roster_streaming.py.
-        number = phonenumbers.PhoneNumber(country_code=86, national_number=int(text))
-    else:
-        try:
-            # Region CN lets phonenumbers take bare national numbers and strip a "86"/"0086" prefix.
-            number = phonenumbers.parse(text, "CN")
-        except phonenumbers.NumberParseException:
-            raise ValueError("not a mainland China mobile number") from None
-    # Country code 86 belongs to region CN alone, and number_type() is MOBILE only for a number
-    # that matches CN's mobile pattern, which is_valid_number() would also accept: so this is
-    # "valid, CN, mobile" with one metadata match instead of three.
-    if number.country_code != 86 or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE:
-        raise ValueError("not a mainland China mobile number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def parse_date(raw: str) -> date:
