@@ -13,7 +13,8 @@ Everything happens in the caller's transaction; nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -145,16 +146,38 @@ def import_roster_chunked(session: Session, team: Team, rows: Iterable[RosterRow
     transaction then rolls everything back: a file is all-or-nothing."""
     chunk_size = chunk_size or IMPORT_CHUNK  # read at call time, so a test can make chunks small
     if is_postgresql(session):
-        # The rows this transaction writes are invisible to the planner's statistics, and psycopg
-        # prepares statements it runs often; PostgreSQL's generic plan for "these ids, from an
-        # array parameter" then filtered every row of the table per chunk (seconds a chunk,
-        # growing as the import went). Plans made for the actual values stay on the indexes.
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-        # And the statistics still say the table is as small as before the import (on a team's
-        # first import, empty), so the planner read back each chunk's new rows by scanning the
-        # whole table: every chunk slower than the last (a 1M-row file took minutes more than ten
-        # times a 100k one). Every read here is by a key with an index.
+        # The rows this transaction writes are invisible to the planner's statistics, which still
+        # say the table is as small as before the import (on a team's first import, empty), so
+        # the planner read back each chunk's new rows by scanning the whole table: every chunk
+        # slower than the last (a 1M-row file took minutes more than ten times a 100k one).
+        # Every read here is by a key with an index.
         session.execute(text("SET LOCAL enable_seqscan = off"))
+    with planned_for_each_execution(session):
+        return _import_chunks(session, team, rows, key_setting, on_chunk, chunk_size, allow_earlier_expiry)
+
+
+@contextmanager
+def planned_for_each_execution(session: Session) -> Iterator[None]:
+    """PostgreSQL: no server-side prepared statements on this connection for a while. psycopg
+    prepares a statement it has run five times, and PostgreSQL's generic plan for "these ids, from
+    an array parameter" filtered every row of the table per chunk (seconds a chunk, growing as the
+    import went). Not `plan_cache_mode = force_custom_plan`: that setting also re-plans every
+    foreign-key check, which more than doubled the cost of each inserted row."""
+    driver = session.connection().connection.driver_connection if is_postgresql(session) else None
+    if driver is None:
+        yield
+        return
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = threshold
+
+
+def _import_chunks(session: Session, team: Team, rows: Iterable[RosterRow], key_setting: str | None,
+                   on_chunk: Callable[[ImportSummary], object], chunk_size: int,
+                   allow_earlier_expiry: bool) -> ImportReport:
     key = fingerprint_key(session, key_setting)
     # A team's first import has nobody to look up: its rows go straight in. Otherwise existing
     # holders are looked up first, not found by a failed insert: on PostgreSQL every insert that
