@@ -160,8 +160,10 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_ea
         listed: set[str] = set()
 
         def noting(source: Iterator[RosterRow]) -> Iterator[RosterRow]:
+            # Only a full roster needs every external id it lists (a million-row file: ~70 MB).
             for row in source:
-                listed.add(row.external_id)
+                if full_roster:
+                    listed.add(row.external_id)
                 yield row
 
         with runtime.unit(cli_actor()) as uow:

@@ -19,6 +19,7 @@ import click
 from worker.http.web.i18n import column_label, roster_error
 from worker.registry.records import BadInput
 from worker.registry.roster import CHINESE_HEADERS, RosterError, RosterRow, iter_roster_csv, spool_roster
+from worker.registry.roster_pipe import PIPELINE_FROM_BYTES, validated_in_background
 from worker.registry.roster_xlsx import header_titles, parse_upload
 
 # A ZIP archive (XLSX) or an OLE2 compound file (old .xls): read whole, as the web does.
@@ -76,8 +77,11 @@ class LocalizedRosterError(RosterError):
 
 @contextmanager
 def roster_rows(path: Path) -> Iterator[tuple[Iterator[RosterRow], str]]:
-    """The file's valid rows, spooled to a temporary file (memory flat in the file size for CSV),
-    and the file's language; RosterError (localized) for a bad file, nothing read into the DB."""
+    """The file's valid rows and the file's language; RosterError (localized) for a bad file.
+    Memory is flat in the file size for CSV either way: a small file is validated whole first,
+    its rows spooled to a temporary file (nothing reaches the database from a bad one); a big
+    one is validated by a child process while the import writes it (worker/registry/roster_pipe.py),
+    and a bad row anywhere raises from the rows iterator, rolling the import back."""
     try:
         stream = path.open("rb")
     except OSError as exc:
@@ -96,12 +100,41 @@ def roster_rows(path: Path) -> Iterator[tuple[Iterator[RosterRow], str]]:
                 yield _writing(spooled, spooled.rows), lang
             return
         lang = language_of(head)
+        if path.stat().st_size >= PIPELINE_FROM_BYTES:
+            # A big file: checked on a second core while its first rows are written already.
+            with _checked_while_writing(path, lang) as rows:
+                yield rows, lang
+            return
         size = path.stat().st_size if sys.stderr.isatty() else 0
         try:
             with _progress(size) as bar, spool_roster(_tracked(iter_roster_csv(stream), stream, bar)) as spooled:
                 yield _writing(spooled, spooled.rows), lang
         except RosterError as exc:
             raise localized(exc, lang) from None
+
+
+@contextmanager
+def _checked_while_writing(path: Path, lang: str) -> Iterator[Iterator[RosterRow]]:
+    """The rows of a big file as a child process validates them; one bar for both passes."""
+    size = path.stat().st_size if sys.stderr.isatty() else 0
+    with _progress(size, "checking and writing the roster") as bar:
+        done = 0
+
+        def moved(position: int) -> None:
+            nonlocal done
+            if bar is not None:
+                bar.update(max(0, position - done))
+                done = max(done, position)
+
+        with validated_in_background(path, moved) as rows:
+            yield _localized_errors(rows, lang)
+
+
+def _localized_errors(rows: Iterator[RosterRow], lang: str) -> Iterator[RosterRow]:
+    try:
+        yield from rows
+    except RosterError as exc:
+        raise localized(exc, lang) from None
 
 
 def _writing(rows: Iterable[RosterRow], total: int) -> Iterator[RosterRow]:
@@ -119,10 +152,10 @@ def _writing(rows: Iterable[RosterRow], total: int) -> Iterator[RosterRow]:
 
 
 @contextmanager
-def _progress(size: int) -> Iterator[Any]:
+def _progress(size: int, label: str = "checking the roster") -> Iterator[Any]:
     """A progress bar over the file's bytes on a terminal (a 50,000-row file takes seconds)."""
     if not size:
         yield None
         return
-    with click.progressbar(length=size, label="checking the roster", file=sys.stderr) as bar:
+    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
         yield bar
