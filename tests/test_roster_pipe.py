@@ -110,3 +110,14 @@ def test_an_unreadable_file_is_one_file_error(tmp_path: Path) -> None:
         list(rows)
     [only] = error.value.errors
     assert (only.row, only.column) == (0, "file") and "cannot read" in only.reason
+
+
+def test_a_child_killed_mid_file_is_a_file_error_not_a_hang(tmp_path: Path) -> None:
+    roster = _roster(tmp_path / "killed.csv", 20_000)
+    with validated_in_background(roster) as rows, pytest.raises(RosterError) as error:
+        next(rows)
+        [child] = multiprocessing.active_children()
+        child.kill()
+        child.join()
+        list(rows)  # what was already in the pipe, then the end of it
+    assert "stopped unexpectedly" in error.value.errors[0].reason

@@ -16,11 +16,11 @@ costs more than it saves below a few megabytes.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 from worker.registry.roster import RosterError, RosterRow, RowError, iter_roster_csv
 
@@ -31,6 +31,8 @@ _CHUNK = 1000
 
 def _validate(path: str, conn: Connection) -> None:
     """The child: every valid row of the file, `_CHUNK` at a time, then how it ended."""
+    # Ctrl-C reaches the whole process group: the parent handles it (and ends this process).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     chunk: list[RosterRow] = []
     try:
         with open(path, "rb") as stream:
@@ -49,12 +51,15 @@ def _validate(path: str, conn: Connection) -> None:
         return
     except OSError as exc:
         conn.send(("invalid", ([RowError(0, "file", f"cannot read the file: {exc.strerror}")], None, None), None))
+    except Exception as exc:  # a bug: said in one line by the parent, not as a child's traceback
+        conn.send(("crashed", f"{type(exc).__name__}: {exc}", None))
     finally:
         conn.close()
 
 
 @contextmanager
-def validated_in_background(path: Path, on_progress: Any = None) -> Iterator[Iterator[RosterRow]]:
+def validated_in_background(path: Path, on_progress: Callable[[int], object] | None = None,
+                            ) -> Iterator[Iterator[RosterRow]]:
     """The file's valid rows as a child process validates them; the iterator raises the file's
     RosterError at the end if any row was bad. `on_progress(bytes_read)` after each chunk."""
     # spawn, not fork: the parent may hold database connections and threads a fork would copy.
@@ -76,6 +81,8 @@ def validated_in_background(path: Path, on_progress: Any = None) -> Iterator[Ite
                     on_progress(position)
             elif kind == "done":
                 return
+            elif kind == "crashed":
+                raise RuntimeError(f"the roster check failed: {payload}")
             else:
                 errors, total, counts = payload
                 raise RosterError(errors, total, counts)
