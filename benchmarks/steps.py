@@ -32,7 +32,7 @@ def build(url: str, holders: int, day: str, copy_to: str | None = None) -> dict[
     return result
 
 
-def scan(url: str, day: str, full: bool = False) -> dict[str, Any]:
+def scan(url: str, day: str, full: bool = False, warm_day_before: bool = False) -> dict[str, Any]:
     """The daemon's daily scan, scan(..., now=08:30 Shanghai); `full` is the naive ORM baseline.
 
     `seconds` is the whole job as a running daemon does it: every batch and the scan_runs record,
@@ -59,6 +59,10 @@ def scan(url: str, day: str, full: bool = False) -> dict[str, Any]:
         # A daemon compiled the scan's statements on its first day; a dry run for a day before
         # any next_due_on (even DUE_NOW, 1900-01-01) compiles them here, reading and writing nothing.
         run_scan(factory, policy, data.SHANGHAI, today=date(1899, 12, 31), dry_run=True, record=False)
+    if warm_day_before:
+        # A daemon's second day: yesterday's real scan (nothing left due by then) compiled the
+        # statements a real run adds (slices, the day's record).
+        run_scan(factory, policy, data.SHANGHAI, now=data.scan_moment(scan_day - timedelta(days=1)))
     warm = time.perf_counter()
     report = run_scan(factory, policy, data.SHANGHAI, now=data.scan_moment(scan_day), naive=full)
     finished = time.perf_counter()

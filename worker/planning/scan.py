@@ -205,7 +205,7 @@ def _due_scan(factory: sessionmaker[Session], planner: TouchPlanner, due: Column
                 work(session, Slice("", start, due_ids[start:start + BATCH].tolist()))
                 if report.dry_run:
                     session.rollback()
-    else:
+    elif due_ids:  # an empty day files nothing, so there is nothing to wait for or to close
         scan_id = plan_slices(factory, report.scan_date, due_ids, BATCH)
         seen_here, enqueued_here = report.holders_seen, len(report.enqueued)
         work_slices(factory, report.scan_date, work, should_stop)
