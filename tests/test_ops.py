@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -582,3 +585,22 @@ def test_compose_runs_postgres_a_scheduler_two_dispatchers_and_the_api() -> None
         assert "healthcheck" in services[name], name
     for name in ("scheduler", "dispatcher", "api"):
         assert services[name]["env_file"], name
+
+
+def _docker_compose() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.skipif(not _docker_compose(), reason="docker compose is not installed here")
+def test_docker_compose_accepts_the_compose_file(tmp_path: Path) -> None:
+    # As an operator has it: the env file made from the example, the database password set.
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    shutil.copy(DEPLOY / "docker-compose.yml", deploy)
+    shutil.copy(DEPLOY / "env.example", deploy / "permit-worker.env")
+    env = {**os.environ, "POSTGRES_PASSWORD": "0123456789abcdef"}
+    proc = subprocess.run(["docker", "compose", "-f", str(deploy / "docker-compose.yml"), "config", "--quiet"],
+                          cwd=deploy, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
