@@ -162,14 +162,13 @@ def holders_import(app: App, file: Path, team_slug: str, dry_run: bool, allow_ea
         def noting(source: Iterator[RosterRow]) -> Iterator[RosterRow]:
             # Only a full roster needs every external id it lists (a million-row file: ~70 MB).
             for row in source:
-                if full_roster:
-                    listed.add(row.external_id)
+                listed.add(row.external_id)
                 yield row
 
         with runtime.unit(cli_actor()) as uow:
             team = service.team_of(uow, team_slug)
-            report = service.import_rows(uow, team, noting(rows), runtime.settings.fingerprint_key,
-                                         allow_earlier_expiry=allow_earlier_expiry)
+            report = service.import_rows(uow, team, noting(rows) if full_roster else rows,
+                                         runtime.settings.fingerprint_key, allow_earlier_expiry=allow_earlier_expiry)
             if full_roster:
                 gone = registry.leavers(uow.session, team, listed)
                 existing = report.updated + report.unchanged + len(gone)  # renewed ones are among updated

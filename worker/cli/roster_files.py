@@ -100,12 +100,13 @@ def roster_rows(path: Path) -> Iterator[tuple[Iterator[RosterRow], str]]:
                 yield _writing(spooled, spooled.rows), lang
             return
         lang = language_of(head)
-        if path.stat().st_size >= PIPELINE_FROM_BYTES:
+        file_size = path.stat().st_size
+        size = file_size if sys.stderr.isatty() else 0  # a progress bar only on a terminal
+        if file_size >= PIPELINE_FROM_BYTES:
             # A big file: checked on a second core while its first rows are written already.
-            with _checked_while_writing(path, lang) as rows:
+            with _checked_while_writing(path, size, lang) as rows:
                 yield rows, lang
             return
-        size = path.stat().st_size if sys.stderr.isatty() else 0
         try:
             with _progress(size) as bar, spool_roster(_tracked(iter_roster_csv(stream), stream, bar)) as spooled:
                 yield _writing(spooled, spooled.rows), lang
@@ -114,9 +115,9 @@ def roster_rows(path: Path) -> Iterator[tuple[Iterator[RosterRow], str]]:
 
 
 @contextmanager
-def _checked_while_writing(path: Path, lang: str) -> Iterator[Iterator[RosterRow]]:
-    """The rows of a big file as a child process validates them; one bar for both passes."""
-    size = path.stat().st_size if sys.stderr.isatty() else 0
+def _checked_while_writing(path: Path, size: int, lang: str) -> Iterator[Iterator[RosterRow]]:
+    """The rows of a big file as a child process validates them; one bar (over `size` bytes,
+    none for 0) for both passes."""
     with _progress(size, "checking and writing the roster") as bar:
         done = 0
 
